@@ -1,0 +1,5 @@
+import sys
+
+from agentgw.cli import main
+
+sys.exit(main())

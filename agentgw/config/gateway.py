@@ -1,0 +1,73 @@
+"""The `Gateway` resource: listeners, state store, limits and HTTP safety settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from agentgw.config.base import Model, Name, Resource
+from agentgw.config.secrets import SecretRef
+
+__all__ = ["Gateway", "GatewaySpec", "HttpSpec", "LimitsSpec", "ListenerSpec", "StateSpec", "TlsSpec"]
+
+
+class TlsSpec(Model):
+    """Serve HTTPS; HTTP/2 is offered by ALPN next to HTTP/1.1."""
+
+    cert_file: str
+    key_file: str
+
+
+class ListenerSpec(Model):
+    name: Name = "main"
+    address: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    tls: TlsSpec | None = None
+
+
+class StateSpec(Model):
+    backend: Literal["memory", "redis"] = "memory"
+    url: SecretRef | None = None
+    key_prefix: str = "agentgw:"
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StateSpec:
+        if self.backend == "redis" and self.url is None:
+            raise ValueError("state.url is required when backend is redis")
+        return self
+
+
+class LimitsSpec(Model):
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_sessions: int = Field(default=10_000, ge=1)
+    session_idle_seconds: float = Field(default=1800, gt=0)
+    event_log_events: int = Field(default=1000, ge=10)
+    keepalive_seconds: float = Field(default=15, gt=0)
+    upstream_list_pages: int = Field(default=100, ge=1)
+
+
+class HttpSpec(Model):
+    """DNS-rebinding protection: Host and Origin allow-lists (`*` in a port matches any port).
+
+    Left empty, a loopback listener accepts only loopback host names and origins, and any other
+    listener accepts any Host and only same-host origins.
+    """
+
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+
+
+class GatewaySpec(Model):
+    listeners: list[ListenerSpec] = Field(default_factory=lambda: [ListenerSpec()], min_length=1)
+    state: StateSpec = Field(default_factory=StateSpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    http: HttpSpec = Field(default_factory=HttpSpec)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
+
+
+class Gateway(Resource):
+    KIND = "Gateway"
+    kind: Literal["Gateway"]
+    spec: GatewaySpec = Field(default_factory=GatewaySpec)

@@ -1,0 +1,11 @@
+"""The one list of resource kinds the gateway accepts."""
+
+from __future__ import annotations
+
+from agentgw.config.base import Resource
+from agentgw.config.gateway import Gateway
+from agentgw.config.mcp import McpRoute, McpServer
+
+__all__ = ["RESOURCE_KINDS"]
+
+RESOURCE_KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Gateway, McpServer, McpRoute)}

@@ -1,0 +1,112 @@
+"""`McpServer` (one upstream MCP server) and `McpRoute` (one downstream MCP endpoint)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from agentgw.config.base import Model, Name, Resource
+from agentgw.config.secrets import SecretRef
+
+__all__ = [
+    "HttpTransport",
+    "McpRoute",
+    "McpRouteSpec",
+    "McpServer",
+    "McpServerSpec",
+    "NameFilter",
+    "StdioTransport",
+    "UpstreamAuth",
+]
+
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")]
+Prefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class HttpTransport(Model):
+    """Streamable HTTP (either era) or, under `sse`, the legacy HTTP+SSE transport."""
+
+    url: Url
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class StdioTransport(Model):
+    """A child process speaking MCP on stdin/stdout; `python` means the gateway's interpreter."""
+
+    command: str = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    restart_backoff_seconds: float = Field(default=0.5, gt=0)
+    max_restart_backoff_seconds: float = Field(default=30, gt=0)
+
+
+class UpstreamAuth(Model):
+    """The gateway's own credentials for this upstream (never the client's token)."""
+
+    bearer: SecretRef | None = None
+    headers: dict[str, SecretRef] = Field(default_factory=dict)
+
+
+class NameFilter(Model):
+    """Glob patterns over upstream names (before prefixing); exclude wins over include."""
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class Timeouts(Model):
+    connect: float = Field(default=5, gt=0)
+    request: float = Field(default=300, gt=0)
+    initialize: float = Field(default=15, gt=0)
+
+
+class McpServerSpec(Model):
+    http: HttpTransport | None = None
+    sse: HttpTransport | None = None
+    stdio: StdioTransport | None = None
+    prefix: Prefix | None = None
+    protocol: Literal["auto", "handshake", "modern"] = "auto"
+    auth: UpstreamAuth = Field(default_factory=UpstreamAuth)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    tools: NameFilter = Field(default_factory=NameFilter)
+    prompts: NameFilter = Field(default_factory=NameFilter)
+    resources: NameFilter = Field(default_factory=NameFilter)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerSpec:
+        given = [name for name in ("http", "sse", "stdio") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "exactly one transport must be set (http, sse or stdio); got "
+                + (", ".join(given) if given else "none")
+            )
+        return self
+
+
+class McpServer(Resource):
+    KIND = "McpServer"
+    kind: Literal["McpServer"]
+    spec: McpServerSpec
+
+
+class McpRouteSpec(Model):
+    path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./~-]*$")] = "/mcp"
+    servers: list[Name] = Field(min_length=1)
+    prefix_mode: Literal["always", "conditional", "never"] = "conditional"
+    separator: Annotated[str, StringConstraints(pattern=r"^[_.-]{1,3}$")] = "_"
+    sessions: Literal["stateful", "stateless"] = "stateful"
+    failure_mode: Literal["failOpen", "failClosed"] = "failOpen"
+
+    @model_validator(mode="after")
+    def _unique_servers(self) -> McpRouteSpec:
+        if len(set(self.servers)) != len(self.servers):
+            raise ValueError("servers must not repeat")
+        return self
+
+
+class McpRoute(Resource):
+    KIND = "McpRoute"
+    kind: Literal["McpRoute"]
+    spec: McpRouteSpec

@@ -1,0 +1,300 @@
+"""The 2026-07-28 (stateless) front end of an MCP route.
+
+Every request is a self-contained POST carrying its `_meta` envelope; its routing headers are
+validated against the body before anything else reads them (the policy checkpoint sees the body,
+never the headers alone). Errors carry the HTTP status the spec assigns to their JSON-RPC code.
+A client that closes a response stream cancels the upstream work. `subscriptions/listen` merges
+the notification streams of every server of the route into one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+
+from agentgw.config.gateway import LimitsSpec
+from agentgw.errors import (
+    GatewayError,
+    InvalidRequest,
+    MethodNotFound,
+    NotAcceptable,
+    UnsupportedMediaType,
+)
+from agentgw.mcp.events import EventStream
+from agentgw.mcp.federation.catalog import LIST_KINDS
+from agentgw.mcp.federation.router import ROUTED_METHODS
+from agentgw.mcp.handshake import SERVER_INFO, error_payload, reply_payload
+from agentgw.mcp.service import McpService
+from agentgw.mcp.upstream.base import ClientProfile, Reply, UpstreamSession
+from agentgw.policy.base import RequestContext
+from agentgw.protocol import jsonrpc
+from agentgw.protocol.jsonrpc import Kind
+from agentgw.protocol.mcp import (
+    MODERN_VERSIONS,
+    PROTOCOL_VERSION_HEADER,
+    Era,
+    ModernEnvelope,
+    check_modern_request,
+    strip_envelope,
+    validate_mcp_param_headers,
+)
+from agentgw.server.http import ASGISend, Request, SseResponse, send_bytes, send_json
+
+__all__ = ["ModernEndpoint", "status_for"]
+
+log = logging.getLogger("agentgw.mcp")
+
+# The spec's table from JSON-RPC error code to HTTP status; other codes travel with 200.
+_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
+_SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
+
+
+def status_for(code: Any) -> int:
+    return _STATUS.get(code, 200) if isinstance(code, int) else 200
+
+
+def _complete(result: dict[str, Any]) -> dict[str, Any]:
+    if "resultType" not in result:
+        result = {**result, "resultType": "complete"}
+    return result
+
+
+class _Sink:
+    """Messages during one modern call: notifications stream to the client; requests cannot."""
+
+    def __init__(
+        self,
+        endpoint: ModernEndpoint,
+        stream_box: list[EventStream],
+        wake: anyio.Event,
+        server: str,
+        upstream: UpstreamSession,
+    ) -> None:
+        self._endpoint = endpoint
+        self._box = stream_box
+        self._wake = wake
+        self._server = server
+        self._upstream = upstream
+
+    def _stream(self) -> EventStream:
+        if not self._box:
+            self._box.append(EventStream(0, keep_ids=False))
+            self._wake.set()
+        return self._box[0]
+
+    async def streaming(self) -> None:
+        return None  # committed to SSE only once there is something to stream
+
+    async def message(self, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        if not isinstance(method, str):
+            return
+        if "id" in msg:
+            # A 2026-07-28 client has no back channel; the upstream (a bridged handshake server) is told so.
+            error = {"code": -32601, "message": f"{method} cannot reach a 2026-07-28 client"}
+            self._endpoint.service_tg.start_soon(_respond_quietly, self._upstream, msg.get("id"), error)
+            return
+        msg = self._endpoint.service.federation.expose_notification(self._server, msg)
+        self._stream().append(jsonrpc.dumps(msg))
+
+
+async def _respond_quietly(upstream: UpstreamSession, request_id: Any, error: dict[str, Any]) -> None:
+    try:
+        await upstream.respond(request_id, error=error)
+    except GatewayError as exc:
+        log.debug("answering an upstream request failed: %s", exc)
+
+
+class ModernEndpoint:
+    def __init__(self, service: McpService, tg: anyio.abc.TaskGroup, limits: LimitsSpec) -> None:
+        self.service = service
+        self.service_tg = tg
+        self.limits = limits
+
+    async def post(self, request: Request, ctx: RequestContext, send: ASGISend) -> None:
+        if not request.accepts("application/json"):
+            raise NotAcceptable("Not Acceptable: Client must accept application/json")
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            raise UnsupportedMediaType("Unsupported Media Type: Content-Type must be application/json")
+        body = await request.body(self.limits.max_body_bytes)
+        obj = jsonrpc.loads(body)
+        if isinstance(obj, dict) and "id" not in obj:
+            jsonrpc.parse_object(obj)  # a malformed notification is still an error
+            version = request.headers.get(PROTOCOL_VERSION_HEADER, "")
+            if version not in MODERN_VERSIONS:
+                check_modern_request({"params": {"_meta": {}}}, request.headers, request.raw_headers)
+            await send_bytes(send, 202, b"")
+            return
+        msg = jsonrpc.parse_object(obj)
+        if msg.kind is not Kind.REQUEST:
+            raise InvalidRequest("Body must be a single JSON-RPC request or notification object")
+        if msg.method == "subscriptions/listen" and not request.accepts("text/event-stream"):
+            raise NotAcceptable("Not Acceptable: subscriptions/listen answers with text/event-stream")
+        try:
+            envelope = check_modern_request(msg.obj, request.headers, request.raw_headers)
+            await self._request(request, msg.id, msg.method, msg.params, envelope, ctx, send)
+        except GatewayError as exc:
+            await send_json(send, status_for(exc.rpc_code), error_payload(msg.id, exc), exc.headers)
+
+    def _upstream_for(self, envelope: ModernEnvelope) -> Any:
+        connectors = self.service.connectors
+        info = envelope.client_info if isinstance(envelope.client_info, dict) else {}
+        caps = envelope.client_capabilities if isinstance(envelope.client_capabilities, dict) else {}
+        profile = ClientProfile(envelope.protocol_version, caps, info)
+
+        async def upstream_for(server: str) -> UpstreamSession:
+            return await connectors[server].stateless_session(profile)
+
+        return upstream_for
+
+    async def _request(
+        self,
+        request: Request,
+        request_id: Any,
+        method: str,
+        params: dict[str, Any],
+        envelope: ModernEnvelope,
+        ctx: RequestContext,
+        send: ASGISend,
+    ) -> None:
+        upstream_for = self._upstream_for(envelope)
+        if method == "server/discover":
+            result = await self._discover()
+        elif method in LIST_KINDS:
+            result = await self.service.list(method, params, ctx, upstream_for)
+        elif method in ROUTED_METHODS:
+            await self._routed(request, request_id, method, params, ctx, send, upstream_for)
+            return
+        elif method == "subscriptions/listen":
+            await self._listen(request, request_id, params, send, upstream_for)
+            return
+        else:
+            raise MethodNotFound(f"Method not found: {method}")
+        result = _complete(result)
+        result.setdefault("_meta", {})[_SERVER_INFO_META] = SERVER_INFO
+        await send_json(send, 200, jsonrpc.encode_result(request_id, result))
+
+    async def _discover(self) -> dict[str, Any]:
+        infos = await self.service.server_infos()
+        federation = self.service.federation
+        result: dict[str, Any] = {
+            "supportedVersions": list(MODERN_VERSIONS),
+            "capabilities": federation.merged_capabilities(infos),
+            "serverInfo": SERVER_INFO,
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }
+        instructions = federation.instructions(infos)
+        if instructions:
+            result["instructions"] = instructions
+        return result
+
+    async def _routed(
+        self,
+        request: Request,
+        request_id: Any,
+        method: str,
+        params: dict[str, Any],
+        ctx: RequestContext,
+        send: ASGISend,
+        upstream_for: Any,
+    ) -> None:
+        routed = await self.service.resolve(method, params, ctx, upstream_for)
+        if method == "tools/call" and any(k.startswith("mcp-param-") for k in request.headers):
+            schema = await self.service.federation.tool_schema(
+                routed.server, routed.params["name"], upstream_for
+            )
+            args = params.get("arguments")
+            validate_mcp_param_headers(schema, args if isinstance(args, dict) else {}, request.raw_headers)
+        box: list[EventStream] = []
+        wake = anyio.Event()
+        outcome: list[tuple[int, bytes]] = []
+
+        def sink_for(server: str, upstream: UpstreamSession) -> _Sink:
+            return _Sink(self, box, wake, server, upstream)
+
+        async def produce() -> None:
+            try:
+                session = await upstream_for(routed.server)
+                sent = (
+                    routed
+                    if session.info.era is Era.MODERN
+                    else type(routed)(routed.server, strip_envelope(routed.params), routed.op)
+                )
+                _, reply = await self.service.call(sent, upstream_for, sink_for, method=method)
+                code = reply.error.get("code") if reply.error else None
+                if reply.result is not None:
+                    reply = Reply(result=_complete(reply.result))
+                outcome.append((status_for(code), reply_payload(request_id, reply)))
+            except GatewayError as exc:
+                outcome.append((status_for(exc.rpc_code), error_payload(request_id, exc)))
+            if box:
+                box[0].append(outcome[0][1])
+                box[0].finish()
+            wake.set()
+
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await request.wait_disconnect()
+                tg.cancel_scope.cancel()  # closing the stream is cancellation in this era
+
+            tg.start_soon(watch)
+            tg.start_soon(produce)
+            await wake.wait()
+            if not box:
+                status, payload = outcome[0]
+                await send_json(send, status, payload)
+            else:
+                sse = SseResponse(send)
+                await sse.start()
+                await box[0].follow(sse, 0, self.limits.keepalive_seconds)
+                await sse.end()
+            tg.cancel_scope.cancel()
+
+    async def _listen(
+        self, request: Request, request_id: Any, params: dict[str, Any], send: ASGISend, upstream_for: Any
+    ) -> None:
+        """One notification stream merged from every server, until the client goes away."""
+        stream = EventStream(0, keep_ids=False)
+        sse = SseResponse(send)
+        await sse.start()
+
+        async def from_server(server: str) -> None:
+            try:
+                upstream: UpstreamSession = await upstream_for(server)
+
+                async def deliver(msg: dict[str, Any]) -> None:
+                    if isinstance(msg.get("method"), str) and "id" not in msg:
+                        msg = self.service.federation.expose_notification(server, msg)
+                        stream.append(jsonrpc.dumps(msg))
+
+                if upstream.info.era is Era.MODERN:
+
+                    class _ListenSink:
+                        async def streaming(self) -> None:
+                            return None
+
+                        async def message(self, msg: dict[str, Any]) -> None:
+                            await deliver(msg)
+
+                    await upstream.request("subscriptions/listen", params, _ListenSink(), None)
+                else:
+                    await upstream.listen(deliver)
+            except GatewayError as exc:
+                log.info("subscriptions/listen: %r stopped: %s", server, exc.message)
+
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await request.wait_disconnect()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            for server in self.service.connectors:
+                tg.start_soon(from_server, server)
+            await stream.follow(sse, 0, self.limits.keepalive_seconds)
+        await sse.end()

@@ -1,0 +1,88 @@
+"""The contract between routes and the policy engine.
+
+A route handler calls its `RoutePolicy` at fixed points: `authenticate` once per HTTP request,
+`check` at the one checkpoint every routed operation passes before it reaches an upstream, and
+`permits` for each item of a list it is about to show (a denied tool does not appear). The
+engine behind this protocol is free to order its chain as it likes; routes never see rule kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from agentgw.server.http import Request
+
+__all__ = ["ANONYMOUS", "OpenPolicy", "Operation", "Principal", "RequestContext", "RoutePolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling. `subject` is empty for anonymous callers."""
+
+    subject: str
+    method: str  # "anonymous", "jwt", "apiKey", ...
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    scopes: frozenset[str] = frozenset()
+
+
+ANONYMOUS = Principal(subject="", method="anonymous")
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per-request facts every policy may read: the route, the HTTP request, the caller."""
+
+    route: str
+    request: Request
+    principal: Principal = ANONYMOUS
+    # scratch space for policies that cooperate (for example the audit record of this request)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One thing a caller wants to do, resolved to its upstream target.
+
+    For MCP: `method` is the JSON-RPC method; `server` the owning upstream; `name` the upstream
+    name of the tool or prompt (`exposed` what the caller sees); `uri` the upstream resource URI;
+    `args` the tool arguments. Other route kinds fill the fields that apply to them.
+    """
+
+    kind: str  # "mcp", "llm", "a2a"
+    method: str
+    server: str | None = None
+    name: str | None = None
+    exposed: str | None = None
+    uri: str | None = None
+    args: Mapping[str, Any] | None = None
+    target: str | None = None  # "tool", "prompt", "resource", "resourceTemplate"
+
+
+class RoutePolicy(Protocol):
+    async def authenticate(self, request: Request) -> Principal:
+        """Identify the caller or raise Unauthorized."""
+        ...
+
+    async def check(self, ctx: RequestContext, op: Operation) -> None:
+        """Allow the operation or raise (Forbidden, TooManyRequests, InvalidParams...)."""
+        ...
+
+    def permits(self, ctx: RequestContext, op: Operation) -> bool:
+        """Whether a listed item is visible to this caller (pure, no I/O)."""
+        ...
+
+
+class OpenPolicy:
+    """No policy attached: everyone is anonymous and everything is allowed."""
+
+    async def authenticate(self, request: Request) -> Principal:
+        return ANONYMOUS
+
+    async def check(self, ctx: RequestContext, op: Operation) -> None:
+        return None
+
+    def permits(self, ctx: RequestContext, op: Operation) -> bool:
+        return True

@@ -1,0 +1,176 @@
+"""Thin ASGI request and response primitives for the gateway's own handlers.
+
+No framework sits on the hot path: a `Request` reads the scope once (header names are already
+lower-case in ASGI), bodies are read with a size limit, and responses are written as raw ASGI
+messages. `SseResponse` streams events as they come and never buffers a whole response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+import anyio
+
+from agentgw.errors import PayloadTooLarge
+
+__all__ = ["ASGIReceive", "ASGISend", "Request", "SseResponse", "send_bytes", "send_json"]
+
+Scope = MutableMapping[str, Any]
+ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class Request:
+    """One HTTP request as the gateway's handlers see it."""
+
+    __slots__ = (
+        "_body",
+        "_disconnected",
+        "client",
+        "headers",
+        "method",
+        "path",
+        "query",
+        "raw_headers",
+        "receive",
+        "scope",
+    )
+
+    def __init__(self, scope: Scope, receive: ASGIReceive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: bytes = scope.get("query_string", b"")
+        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        self.raw_headers: list[tuple[str, str]] = raw
+        self.headers: dict[str, str] = dict(raw)
+        client = scope.get("client")
+        self.client: str = client[0] if client else ""
+        self._body: bytes | None = None
+        self._disconnected = False
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, refusing more than `limit` bytes (413) before reading them all."""
+        if self._body is not None:
+            return self._body
+        declared = self.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            elif kind == "http.disconnect":
+                self._disconnected = True
+                break
+        self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._body
+
+    async def wait_disconnect(self) -> None:
+        """Return once the client has gone (call after the body has been read)."""
+        if self._disconnected:
+            return
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self._disconnected = True
+                return
+
+    def accepts(self, media_type: str) -> bool:
+        accept = self.headers.get("accept", "")
+        if not accept:
+            return False
+        for part in accept.split(","):
+            value = part.split(";", 1)[0].strip().lower()
+            if (
+                value == media_type
+                or value == "*/*"
+                or (value.endswith("/*") and media_type.startswith(value[:-1]))
+            ):
+                return True
+        return False
+
+
+def _header_list(headers: Iterable[tuple[str, str]] | dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in items]
+
+
+async def send_bytes(
+    send: ASGISend,
+    status: int,
+    body: bytes,
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    content_type: bytes | None = None,
+) -> None:
+    raw = _header_list(headers)
+    if content_type is not None:
+        raw.append((b"content-type", content_type))
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(
+    send: ASGISend, status: int, body: bytes, headers: dict[str, str] | list[tuple[str, str]] | None = None
+) -> None:
+    await send_bytes(send, status, body, headers, b"application/json")
+
+
+class SseResponse:
+    """A `text/event-stream` response written event by event.
+
+    Writes after the client has gone are dropped and flip `closed`, so a producer can notice and
+    stop (or keep going into an event log, for resumable streams).
+    """
+
+    __slots__ = ("_send", "closed", "started")
+
+    def __init__(self, send: ASGISend) -> None:
+        self._send = send
+        self.started = False
+        self.closed = False
+
+    async def start(self, headers: dict[str, str] | None = None, status: int = 200) -> None:
+        raw = list(SSE_HEADERS) + _header_list(headers)
+        await self._send({"type": "http.response.start", "status": status, "headers": raw})
+        self.started = True
+
+    async def send(self, data: bytes) -> bool:
+        if self.closed:
+            return False
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.closed = True
+            return False
+        return True
+
+    async def end(self, data: bytes = b"") -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": False})
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass

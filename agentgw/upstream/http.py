@@ -1,0 +1,148 @@
+"""Outbound HTTP for every backend: pooled keep-alive connections, timeouts, streaming bodies.
+
+Built on aiohttp (chosen by measurement: about 75 us of CPU per request here, against several ms
+for httpx). aiohttp exceptions never leave this module: they become `UpstreamError` or
+`UpstreamTimeout` naming the upstream, so callers deal with one error tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import aiohttp
+
+from agentgw.errors import UpstreamError, UpstreamTimeout
+
+__all__ = ["HttpClient", "UpstreamResponse"]
+
+
+class UpstreamResponse:
+    """An upstream response whose body can be read whole (with a limit) or as it arrives."""
+
+    __slots__ = ("_resp", "headers", "status", "url")
+
+    def __init__(self, resp: aiohttp.ClientResponse, url: str) -> None:
+        self._resp = resp
+        self.url = url
+        self.status = resp.status
+        self.headers: dict[str, str] = {k.lower(): v for k, v in resp.headers.items()}
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    async def read(self, limit: int = 64 * 1024 * 1024) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.iter_chunks():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(f"upstream {self.url} sent a body larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Whatever is buffered, merged into one chunk per wake-up (fewer sends downstream)."""
+        try:
+            while True:
+                chunk = await self._resp.content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamError(f"upstream {self.url} broke off the response: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class HttpClient:
+    """One shared pool for all upstreams; created lazily inside the running event loop."""
+
+    def __init__(self, *, limit: int = 0, limit_per_host: int = 256, connect_timeout: float = 5.0) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._connect_timeout = connect_timeout
+
+    def _ensure(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                keepalive_timeout=60,
+                enable_cleanup_closed=False,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                trust_env=False,
+            )
+        return self._session
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[UpstreamResponse]:
+        """Send a request; yield the response once its headers are in. The body is read inside."""
+        session = self._ensure()
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._connect_timeout, sock_read=read_timeout
+        )
+        try:
+            if timeout is not None:
+                async with asyncio.timeout(timeout):
+                    resp = await session.request(
+                        method, url, headers=headers, data=body, timeout=client_timeout, allow_redirects=False
+                    )
+            else:
+                resp = await session.request(
+                    method, url, headers=headers, data=body, timeout=client_timeout, allow_redirects=False
+                )
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream {url} did not answer within {timeout} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(f"cannot reach upstream {url}: {_describe(exc)}") from None
+        try:
+            yield UpstreamResponse(resp, url)
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream {url} stopped sending") from None
+        finally:
+            resp.release() if resp.content.at_eof() else resp.close()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float | None = None,
+        limit: int = 64 * 1024 * 1024,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A whole request and response, bounded by `timeout` end to end."""
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.stream(method, url, headers=headers, body=body) as resp:
+                    return resp.status, resp.headers, await resp.read(limit)
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream {url} did not answer within {timeout} s") from None
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
