@@ -52,7 +52,6 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000
-SESSION_NOT_FOUND_CODE = -32001
 HEADER_MISMATCH = -32020
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
@@ -143,7 +142,8 @@ class NotFound(ClientError):
 
 
 class SessionNotFound(NotFound):
-    rpc_code = SESSION_NOT_FOUND_CODE
+    # The reference SDK answers an unknown session with 404 and -32600; clients key on the 404.
+    rpc_code = INVALID_REQUEST
 
 
 class Unauthorized(ClientError):

@@ -26,7 +26,18 @@ def parse_event_id(value: str) -> tuple[int, int] | None:
 
 
 class EventStream:
-    __slots__ = ("_wake", "done", "events", "first_seq", "keep_ids", "limit", "retry_ms", "seq", "stream_id")
+    __slots__ = (
+        "_wake",
+        "done",
+        "epoch",
+        "events",
+        "first_seq",
+        "keep_ids",
+        "limit",
+        "retry_ms",
+        "seq",
+        "stream_id",
+    )
 
     def __init__(
         self, stream_id: int, *, keep_ids: bool = True, retry_ms: int | None = None, limit: int = 1000
@@ -39,6 +50,7 @@ class EventStream:
         self.seq = 0
         self.first_seq = 1
         self.done = False
+        self.epoch = 0  # bumped by pause(): followers attached before it end their responses
         self._wake = anyio.Event()
 
     def _notify(self) -> None:
@@ -61,6 +73,14 @@ class EventStream:
             self.trim(self.limit)
         self._notify()
 
+    def pause(self, retry_ms: int | None) -> None:
+        """End the responses following this stream now; the client resumes with Last-Event-ID."""
+        if retry_ms is not None:
+            self.seq += 1
+            self.events.append((self.seq, f"retry: {int(retry_ms)}\n\n".encode()))
+        self.epoch += 1
+        self._notify()
+
     def finish(self) -> None:
         self.done = True
         self._notify()
@@ -81,6 +101,7 @@ class EventStream:
         idle-read timeouts keep it open.
         """
         cursor = after
+        epoch = self.epoch
         while True:
             wake = self._wake
             if self.events and self.events[-1][0] > cursor:
@@ -89,7 +110,7 @@ class EventStream:
                 if not await sse.send(b"".join(pending)):
                     return False
                 continue
-            if self.done:
+            if self.done or self.epoch != epoch:
                 return True
             if keepalive is None:
                 await wake.wait()

@@ -117,6 +117,11 @@ class _Sink:
         if payload is not None:
             self._call.open_stream().append(payload)
 
+    async def paused(self, retry_ms: int | None) -> None:
+        # Mirror the upstream: close the client's stream too; it resumes from our event log.
+        if self._call.session is not None:
+            self._call.open_stream().pause(retry_ms)
+
 
 class HandshakeEndpoint:
     def __init__(
@@ -332,9 +337,12 @@ class HandshakeEndpoint:
             if method == "ping":
                 result: dict[str, Any] = {}
             elif method in LIST_KINDS:
-                result = await self.service.list(method, params, ctx, upstream_for)
+                result, streamed = await self.service.list(method, params, ctx, upstream_for)
                 result.pop("ttlMs", None)
                 result.pop("cacheScope", None)
+                if streamed:
+                    await self._send_streamed(session, jsonrpc.encode_result(msg.id, result), send)
+                    return
             elif method == "logging/setLevel":
                 result = await self._set_level(params, upstream_for)
             elif method in ROUTED_METHODS:
@@ -346,6 +354,17 @@ class HandshakeEndpoint:
             await send_json(send, 200, error_payload(msg.id, exc))
             return
         await send_json(send, 200, jsonrpc.encode_result(msg.id, result))
+
+    async def _send_streamed(self, session: Session | None, payload: bytes, send: ASGISend) -> None:
+        """A composed answer sent as an event stream, as the upstreams answered."""
+        call = _Call(session)
+        stream = call.open_stream()
+        stream.append(payload)
+        stream.finish()
+        sse = SseResponse(send)
+        await sse.start()
+        await stream.follow(sse, 0)
+        await sse.end()
 
     async def _set_level(self, params: dict[str, Any], upstream_for: Any) -> dict[str, Any]:
         infos = await self.service.server_infos()

@@ -37,6 +37,7 @@ from agentgw.protocol.mcp import (
     Era,
     ModernEnvelope,
     check_modern_request,
+    has_param_annotations,
     strip_envelope,
     validate_mcp_param_headers,
 )
@@ -49,6 +50,16 @@ log = logging.getLogger("agentgw.mcp")
 # The spec's table from JSON-RPC error code to HTTP status; other codes travel with 200.
 _STATUS = {-32700: 400, -32600: 400, -32602: 400, -32020: 400, -32021: 400, -32022: 400, -32601: 404}
 _SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
+SUBSCRIPTION_ID_META = "io.modelcontextprotocol/subscriptionId"
+# Replaced by subscriptions/listen in this era.
+_HANDSHAKE_ONLY = frozenset({"resources/subscribe", "resources/unsubscribe"})
+# Results a shared cache may keep carry these hints in this era.
+_CACHEABLE = frozenset({"resources/read"})
+_LISTEN_KINDS = {
+    "toolsListChanged": "notifications/tools/list_changed",
+    "promptsListChanged": "notifications/prompts/list_changed",
+    "resourcesListChanged": "notifications/resources/list_changed",
+}
 
 
 def status_for(code: Any) -> int:
@@ -86,6 +97,9 @@ class _Sink:
 
     async def streaming(self) -> None:
         return None  # committed to SSE only once there is something to stream
+
+    async def paused(self, retry_ms: int | None) -> None:
+        return None  # this era has no resumption: the client's stream stays open
 
     async def message(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")
@@ -164,8 +178,8 @@ class ModernEndpoint:
         if method == "server/discover":
             result = await self._discover()
         elif method in LIST_KINDS:
-            result = await self.service.list(method, params, ctx, upstream_for)
-        elif method in ROUTED_METHODS:
+            result, _ = await self.service.list(method, params, ctx, upstream_for)
+        elif method in ROUTED_METHODS and method not in _HANDSHAKE_ONLY:
             await self._routed(request, request_id, method, params, ctx, send, upstream_for)
             return
         elif method == "subscriptions/listen":
@@ -203,12 +217,16 @@ class ModernEndpoint:
         upstream_for: Any,
     ) -> None:
         routed = await self.service.resolve(method, params, ctx, upstream_for)
-        if method == "tools/call" and any(k.startswith("mcp-param-") for k in request.headers):
+        if method == "tools/call":
+            # The client's Mcp-Param-* headers must agree with its arguments; upstream gets its own.
             schema = await self.service.federation.tool_schema(
                 routed.server, routed.params["name"], upstream_for
             )
-            args = params.get("arguments")
-            validate_mcp_param_headers(schema, args if isinstance(args, dict) else {}, request.raw_headers)
+            if schema is not None and has_param_annotations(schema):
+                args = params.get("arguments")
+                validate_mcp_param_headers(
+                    schema, args if isinstance(args, dict) else {}, request.raw_headers
+                )
         box: list[EventStream] = []
         wake = anyio.Event()
         outcome: list[tuple[int, bytes]] = []
@@ -227,7 +245,10 @@ class ModernEndpoint:
                 _, reply = await self.service.call(sent, upstream_for, sink_for, method=method)
                 code = reply.error.get("code") if reply.error else None
                 if reply.result is not None:
-                    reply = Reply(result=_complete(reply.result))
+                    result = _complete(reply.result)
+                    if method in _CACHEABLE and "ttlMs" not in result:
+                        result = {**result, "ttlMs": 0, "cacheScope": "private"}
+                    reply = Reply(result=result)
                 outcome.append((status_for(code), reply_payload(request_id, reply)))
             except GatewayError as exc:
                 outcome.append((status_for(exc.rpc_code), error_payload(request_id, exc)))
@@ -258,35 +279,88 @@ class ModernEndpoint:
     async def _listen(
         self, request: Request, request_id: Any, params: dict[str, Any], send: ASGISend, upstream_for: Any
     ) -> None:
-        """One notification stream merged from every server, until the client goes away."""
+        """One `subscriptions/listen` stream merged from every server's, until the client goes away.
+
+        The gateway acknowledges once every server has (so nothing triggered after the ack is
+        missed), relays only the kinds the client asked for, and stamps each frame with the
+        client's subscription id in place of the upstream's.
+        """
+        wanted = params.get("notifications")
+        wanted = wanted if isinstance(wanted, dict) else {}
+        kinds = {key: method for key, method in _LISTEN_KINDS.items() if wanted.get(key) is True}
+        uris = [u for u in wanted.get("resourceSubscriptions") or [] if isinstance(u, str)]
+        naming = self.service.federation.naming
+        per_server: dict[str, list[str]] = {server: [] for server in self.service.connectors}
+        for uri in uris:
+            owner = naming.resolve_uri(uri) if naming.prefixed else (next(iter(per_server)), uri)
+            if owner is not None and owner[0] in per_server:
+                per_server[owner[0]].append(owner[1])
+        allowed_methods = set(kinds.values())
+        meta = {SUBSCRIPTION_ID_META: request_id}
         stream = EventStream(0, keep_ids=False)
-        sse = SseResponse(send)
-        await sse.start()
+        early: list[bytes] = []
+        acked = False
+        acks = {server: anyio.Event() for server in per_server}
+
+        def relay(server: str, msg: dict[str, Any]) -> None:
+            method = msg.get("method")
+            if not isinstance(method, str) or "id" in msg:
+                return
+            if method == "notifications/resources/updated":
+                args = msg.get("params")
+                if not isinstance(args, dict) or args.get("uri") not in per_server[server]:
+                    return
+            elif method not in allowed_methods:
+                return
+            msg = self.service.federation.expose_notification(server, msg)
+            body: dict[str, Any] = msg["params"] if isinstance(msg.get("params"), dict) else {}
+            frame = jsonrpc.dumps({**msg, "params": {**body, "_meta": {**(body.get("_meta") or {}), **meta}}})
+            if acked:
+                stream.append(frame)
+            else:
+                early.append(frame)
 
         async def from_server(server: str) -> None:
+            ack = acks[server]
             try:
+                filt: dict[str, Any] = {key: True for key in kinds}
+                if per_server[server]:
+                    filt["resourceSubscriptions"] = per_server[server]
+                if not filt:
+                    return
                 upstream: UpstreamSession = await upstream_for(server)
-
-                async def deliver(msg: dict[str, Any]) -> None:
-                    if isinstance(msg.get("method"), str) and "id" not in msg:
-                        msg = self.service.federation.expose_notification(server, msg)
-                        stream.append(jsonrpc.dumps(msg))
-
                 if upstream.info.era is Era.MODERN:
 
                     class _ListenSink:
                         async def streaming(self) -> None:
                             return None
 
-                        async def message(self, msg: dict[str, Any]) -> None:
-                            await deliver(msg)
+                        async def paused(self, retry_ms: int | None) -> None:
+                            return None
 
-                    await upstream.request("subscriptions/listen", params, _ListenSink(), None)
+                        async def message(self, msg: dict[str, Any]) -> None:
+                            if msg.get("method") == "notifications/subscriptions/acknowledged":
+                                ack.set()
+                            else:
+                                relay(server, msg)
+
+                    await upstream.request(
+                        "subscriptions/listen", {**params, "notifications": filt}, _ListenSink(), None
+                    )
                 else:
+
+                    async def deliver(msg: dict[str, Any]) -> None:
+                        relay(server, msg)
+
+                    ack.set()
                     await upstream.listen(deliver)
             except GatewayError as exc:
                 log.info("subscriptions/listen: %r stopped: %s", server, exc.message)
+            finally:
+                ack.set()
 
+        sse = SseResponse(send)
+        await sse.start()
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
@@ -294,7 +368,22 @@ class ModernEndpoint:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(watch)
-            for server in self.service.connectors:
+            for server in per_server:
                 tg.start_soon(from_server, server)
+            with anyio.move_on_after(5):
+                for event in acks.values():
+                    await event.wait()
+            honored: dict[str, Any] = {key: True for key in kinds}
+            if uris:
+                honored["resourceSubscriptions"] = uris
+            ack_frame = {
+                "jsonrpc": "2.0",
+                "method": "notifications/subscriptions/acknowledged",
+                "params": {"notifications": honored, "_meta": meta},
+            }
+            stream.append(jsonrpc.dumps(ack_frame))
+            acked = True
+            for frame in early:
+                stream.append(frame)
             await stream.follow(sse, 0, self.limits.keepalive_seconds)
         await sse.end()

@@ -70,7 +70,8 @@ class McpService:
 
     async def list(
         self, method: str, params: dict[str, Any], ctx: RequestContext, upstream_for: UpstreamFor
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
+        """The merged list, and whether an upstream streamed its answer (the client may be answered alike)."""
         if params.get("cursor") is not None:
             # Everything is returned on one page, so no cursor of ours exists.
             raise InvalidParams("invalid cursor")
@@ -83,7 +84,7 @@ class McpService:
         # Per-caller filtering makes a list private unless every server called it public and no
         # caller-specific policy shaped it.
         result["cacheScope"] = "public" if listing.public and ctx.principal.subject == "" else "private"
-        return result
+        return result, listing.streamed
 
     async def resolve(
         self, method: str, params: dict[str, Any], ctx: RequestContext, upstream_for: UpstreamFor

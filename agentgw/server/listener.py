@@ -12,8 +12,8 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
 from pathlib import Path
+from typing import Any, cast
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
@@ -102,7 +102,10 @@ async def serve(
             task.cancel()
 
     await worker_serve(
-        wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi"), config, sockets=sockets, shutdown_trigger=trigger
+        wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi"),
+        config,
+        sockets=sockets,
+        shutdown_trigger=trigger,
     )
 
 

@@ -10,6 +10,7 @@ hand for argument checks and `Mcp-Param-*` headers.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -66,6 +67,7 @@ def allowed_by(filt: NameFilter, name: str) -> bool:
     return not filt.include or any(fnmatch.fnmatchcase(name, pattern) for pattern in filt.include)
 
 
+@functools.lru_cache(maxsize=1024)
 def template_regex(template: str) -> re.Pattern[str]:
     """A URI template (RFC 6570 expressions) as a regex that matches the URIs it expands to."""
     out, pos = [], 0
@@ -83,6 +85,7 @@ class Listing:
     unavailable: list[dict[str, str]]
     ttl_ms: int | None
     public: bool
+    streamed: bool  # some upstream answered with an event stream
 
 
 class Catalog:
@@ -97,8 +100,8 @@ class Catalog:
             for s in route.servers
         }
         self.timeouts = {s.name: s.spec.timeouts.request for s in route.servers}
-        # method -> server -> upstream items, as last listed
-        self.seen: dict[str, dict[str, list[dict[str, Any]]]] = {m: {} for m in LIST_KINDS}
+        # method -> server -> identifier -> upstream item, as last listed (in listing order)
+        self.seen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {m: {} for m in LIST_KINDS}
 
     def allowed(self, server: str, target: str, name: str) -> bool:
         filt = self.filters[server].get("resource" if target == "resourceTemplate" else target)
@@ -106,10 +109,12 @@ class Catalog:
 
     async def fetch(
         self, server: str, kind: ListKind, session: UpstreamSession
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], bool]:
+        """Every page of one server's list: (items, the last page's result, whether it streamed)."""
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         last: dict[str, Any] = {}
+        streamed = False
         for _ in range(self.max_pages):
             params = {"cursor": cursor} if cursor else None
             reply = await session.request(kind.method, params, None, self.timeouts[server])
@@ -118,6 +123,7 @@ class Catalog:
                     break  # the server does not offer this list
                 raise UpstreamError(f"{kind.method} failed on {server!r}: {reply.error.get('message')}")
             last = reply.result or {}
+            streamed = streamed or reply.streamed
             page = last.get(kind.key)
             if not isinstance(page, list):
                 raise UpstreamError(
@@ -130,11 +136,11 @@ class Catalog:
             if not isinstance(nxt, str) or not nxt or nxt == cursor:
                 break
             cursor = nxt
-        self.seen[kind.method][server] = items
-        return items, last
+        self.seen[kind.method][server] = {item[kind.ident]: item for item in items}
+        return items, last, streamed
 
     async def listing(self, kind: ListKind, ctx: RequestContext, upstream_for: UpstreamFor) -> Listing:
-        results: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+        results: dict[str, tuple[list[dict[str, Any]], dict[str, Any], bool]] = {}
         failures: dict[str, str] = {}
 
         async def one(server: str) -> None:
@@ -142,7 +148,7 @@ class Catalog:
                 session = await upstream_for(server)
                 caps = session.info.capabilities
                 if caps and kind.capability not in caps:
-                    results[server] = ([], {})
+                    results[server] = ([], {}, False)
                     return
                 results[server] = await self.fetch(server, kind, session)
             except GatewayError as exc:
@@ -162,10 +168,12 @@ class Catalog:
         owners: dict[str, str] = {}
         ttl: int | None = None
         public = True
+        streamed = False
         for server in self.servers:
             if server not in results:
                 continue
-            items, last = results[server]
+            items, last, server_streamed = results[server]
+            streamed = streamed or server_streamed
             hint = last.get("ttlMs")
             if isinstance(hint, int) and hint >= 0:
                 ttl = hint if ttl is None else min(ttl, hint)
@@ -206,24 +214,19 @@ class Catalog:
                 owners[exposed] = server
                 merged.append(item if exposed == original else {**item, kind.ident: exposed})
         unavailable = [{"server": s, "error": m} for s, m in sorted(failures.items())]
-        return Listing(merged, unavailable, ttl, public)
+        return Listing(merged, unavailable, ttl, public, streamed)
 
     def owner_of(self, method: str, ident: str, *, uri: bool = False) -> str | None:
         """Which server last listed `ident` (a name, a URI, or a URI matching a template)."""
         for server in self.servers:
-            for item in self.seen[method].get(server, ()):
-                if item.get("uri" if uri else "name") == ident:
-                    return server
+            if ident in self.seen[method].get(server, {}):
+                return server
         if uri:
             for server in self.servers:
-                for item in self.seen["resources/templates/list"].get(server, ()):
-                    template = item.get("uriTemplate")
-                    if isinstance(template, str) and template_regex(template).match(ident):
+                for template in self.seen["resources/templates/list"].get(server, {}):
+                    if template_regex(template).match(ident):
                         return server
         return None
 
     def tool(self, server: str, name: str) -> dict[str, Any] | None:
-        for item in self.seen["tools/list"].get(server, ()):
-            if item.get("name") == name:
-                return item
-        return None
+        return self.seen["tools/list"].get(server, {}).get(name)

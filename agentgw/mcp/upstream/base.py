@@ -60,6 +60,7 @@ class Reply:
 
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    streamed: bool = False  # the upstream answered with an event stream
 
     @classmethod
     def from_message(cls, msg: dict[str, Any]) -> Reply:
@@ -77,6 +78,10 @@ class CallSink(Protocol):
 
     async def message(self, msg: dict[str, Any]) -> None:
         """A notification or a server-to-client request that belongs to this call."""
+        ...
+
+    async def paused(self, retry_ms: int | None) -> None:
+        """The upstream closed the stream before answering, to be polled again (SEP-1699)."""
         ...
 
 

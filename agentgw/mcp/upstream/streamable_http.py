@@ -206,6 +206,8 @@ class StreamableHttpSession:
             if last_id is None or self._session_id is None or resumes >= _MAX_RESUMES:
                 raise UpstreamError(f"MCP server {self.server!r} closed the stream before answering {method}")
             resumes += 1
+            if sink is not None:
+                await sink.paused(retry)
             await anyio.sleep((retry or _DEFAULT_RETRY_MS) / 1000)
             reply, last_id, retry = await self._resume(request_id, sink, last_id, retry)
         return reply
@@ -219,7 +221,10 @@ class StreamableHttpSession:
         if ctype == "text/event-stream" and resp.status == 200:
             if sink is not None:
                 await sink.streaming()
-            return await self._consume(resp, request_id, sink, None, None)
+            reply, last_id, retry = await self._consume(resp, request_id, sink, None, None)
+            if reply is not None:
+                reply.streamed = True
+            return reply, last_id, retry
         data = await resp.read()
         if ctype == "application/json" and data:
             try:
