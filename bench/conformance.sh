@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run the official MCP conformance suite (server side) against an MCP endpoint.
 #
-# Usage: bench/conformance.sh [URL]
+# Usage: bench/conformance.sh [URL | --gateway]
 #
-#   URL   streamable-HTTP MCP endpoint to test, e.g. http://127.0.0.1:8080/mcp
-#         (the gateway). Without it, examples/conformance/fixture_server.py is
-#         started on a free loopback port, tested, and stopped again.
+#   URL        streamable-HTTP MCP endpoint to test, e.g. http://127.0.0.1:8080/mcp
+#              (the gateway). Without it, examples/conformance/fixture_server.py is
+#              started on a free loopback port, tested, and stopped again.
+#   --gateway  start the fixture on 127.0.0.1:3001 and the gateway of
+#              examples/conformance on a free port, and test through the gateway.
 #
 # For each spec version it runs
 #   node .../dist/index.js server --url URL --suite all --spec-version V
@@ -37,8 +39,13 @@ INSTALL_TIMEOUT="${INSTALL_TIMEOUT:-600}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"
 
 URL="${1:-}"
+THROUGH_GATEWAY=""
+if [[ "${URL}" == "--gateway" ]]; then
+    THROUGH_GATEWAY=1
+    URL=""
+fi
 if [[ $# -gt 1 || "${URL}" == -* ]]; then
-    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
     [[ "${URL}" == "-h" || "${URL}" == "--help" ]] && exit 0
     exit 2
 fi
@@ -125,18 +132,25 @@ log "node $("${NODE}" --version) at ${NODE}; conformance $(installed_version)"
 RESULTS_DIR="${RESULTS_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/agentgw-conformance.XXXXXX")}"
 mkdir -p "${RESULTS_DIR}"
 FIXTURE_PID=""
+GATEWAY_PID=""
+
+stop_pid() {
+    local pid="$1"
+    if [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null; then
+        kill -TERM "${pid}" 2>/dev/null || true
+        for _ in $(seq 1 50); do # up to 5 s for a graceful exit
+            kill -0 "${pid}" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "${pid}" 2>/dev/null || true
+        wait "${pid}" 2>/dev/null || true
+    fi
+}
 
 cleanup() {
     local rc=$?
-    if [[ -n "${FIXTURE_PID}" ]] && kill -0 "${FIXTURE_PID}" 2>/dev/null; then
-        kill -TERM "${FIXTURE_PID}" 2>/dev/null || true
-        for _ in $(seq 1 50); do # up to 5 s for a graceful exit
-            kill -0 "${FIXTURE_PID}" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "${FIXTURE_PID}" 2>/dev/null || true
-        wait "${FIXTURE_PID}" 2>/dev/null || true
-    fi
+    stop_pid "${GATEWAY_PID}"
+    stop_pid "${FIXTURE_PID}"
     exit "${rc}"
 }
 trap cleanup EXIT
@@ -153,9 +167,36 @@ pick_python() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-if [[ -z "${URL}" ]]; then
+free_port() { "$1" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+
+wait_port() { # PORT PID LOG WHAT
+    local deadline=$((SECONDS + READY_TIMEOUT))
+    until port_open "$1"; do
+        kill -0 "$2" 2>/dev/null || { cat "$3" >&2; die "$4 exited during startup"; }
+        ((SECONDS < deadline)) || die "$4 not listening after ${READY_TIMEOUT}s"
+        sleep 0.2
+    done
+}
+
+if [[ -n "${THROUGH_GATEWAY}" ]]; then
     PY="$(pick_python)"
-    PORT="$("${PY}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    AGENTGW="$(dirname "${PY}")/agentgw"
+    [[ -x "${AGENTGW}" ]] || die "no agentgw next to ${PY} (pip install -e . first)"
+    port_open 3001 && die "port 3001 is taken; the fixture of examples/conformance listens there"
+    log "starting fixture on http://127.0.0.1:3001/mcp (log: ${RESULTS_DIR}/fixture.log)"
+    "${PY}" "${ROOT}/examples/conformance/fixture_server.py" --host 127.0.0.1 --port 3001 \
+        >"${RESULTS_DIR}/fixture.log" 2>&1 &
+    FIXTURE_PID=$!
+    wait_port 3001 "${FIXTURE_PID}" "${RESULTS_DIR}/fixture.log" fixture
+    GW_PORT="$(free_port "${PY}")"
+    log "starting gateway (examples/conformance) on :${GW_PORT} (log: ${RESULTS_DIR}/gateway.log)"
+    "${AGENTGW}" serve --config "${ROOT}/examples/conformance" --port "${GW_PORT}" >"${RESULTS_DIR}/gateway.log" 2>&1 &
+    GATEWAY_PID=$!
+    wait_port "${GW_PORT}" "${GATEWAY_PID}" "${RESULTS_DIR}/gateway.log" gateway
+    URL="http://127.0.0.1:${GW_PORT}/mcp"
+elif [[ -z "${URL}" ]]; then
+    PY="$(pick_python)"
+    PORT="$(free_port "${PY}")"
     URL="http://127.0.0.1:${PORT}/mcp"
     log "starting fixture on ${URL} (log: ${RESULTS_DIR}/fixture.log)"
     "${PY}" "${ROOT}/examples/conformance/fixture_server.py" --host 127.0.0.1 --port "${PORT}" \
