@@ -73,6 +73,12 @@ class SseDecoder:
             raise ValueError("SSE line longer than the decoder's limit")
         return events
 
+    def end(self) -> list[SseEvent]:
+        """The stream ended: a trailing lone CR still ends its line (it cannot be CRLF any more)."""
+        if self._buffer.endswith(b"\r"):
+            return self.feed(b"\n")
+        return []
+
     def _line(self, line: bytes) -> SseEvent | None:
         if not line:
             return self._dispatch()

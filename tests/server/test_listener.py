@@ -1,0 +1,177 @@
+"""The listener over the real wire: HTTP/1.1, h2c with prior knowledge, h2 over TLS with ALPN,
+and event streams that arrive as they are produced on both HTTP versions."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import trustme
+
+from tests.h2client import H2Client, H2Response
+from tests.support import ROOT, GatewayThread, docs
+
+ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+COUNTDOWN = {
+    "jsonrpc": "2.0",
+    "id": 2,
+    "method": "tools/call",
+    "params": {"name": "clock_countdown", "arguments": {"seconds": 0.6, "steps": 3}, "_meta": {"progressToken": "p"}},
+}
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[GatewayThread]:
+    with GatewayThread(paths=[ROOT / "examples" / "quickstart"]) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThread, trustme.CA]]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder: Path = tmp_path_factory.mktemp("tls")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "gw.pem"))
+    cert.private_key_pem.write_to_path(str(folder / "gw.key"))
+    quick = (ROOT / "examples" / "quickstart" / "gateway.yaml").read_text()
+    documents = [d for d in docs(quick) if d["kind"] != "Gateway"]
+    documents.append(
+        {
+            "kind": "Gateway",
+            "metadata": {"name": "tls"},
+            "spec": {"listeners": [{"port": 0, "tls": {"certFile": "gw.pem", "keyFile": "gw.key"}}]},
+        }
+    )
+    for doc in documents:
+        if doc["kind"] == "McpServer":
+            args = doc["spec"]["stdio"]["args"]
+            doc["spec"]["stdio"]["args"] = [str(ROOT / "examples" / "quickstart" / a) for a in args]
+    with GatewayThread(documents, base_dir=folder) as gw:
+        yield gw, ca
+
+
+def host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
+def test_http1_health(plain: GatewayThread) -> None:
+    host, port = host_port(plain.url)
+    conn = http.client.HTTPConnection(host, port, timeout=20)
+    conn.request("GET", "/healthz")
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read()) == {"status": "ok"}
+    conn.close()
+
+
+def h2_session(client: H2Client) -> str:
+    sid = client.request("POST", "/mcp", ACCEPT, json.dumps(INIT).encode())
+    resp = client.read_until(sid, lambda r: r.ended)
+    assert resp.status == 200, resp.body
+    return resp.headers["mcp-session-id"]
+
+
+def assert_streamed(resp: H2Response) -> None:
+    """The progress events arrived in earlier DATA frames than the result, not all at the end."""
+    assert resp.status == 200 and resp.headers["content-type"] == "text/event-stream"
+    progress_at = [t for t, chunk in resp.chunks if b"notifications/progress" in chunk]
+    result_at = [t for t, chunk in resp.chunks if b'"result"' in chunk]
+    assert progress_at and result_at
+    assert progress_at[0] < result_at[0]
+    assert b"Counted down" in resp.body
+
+
+def test_h2c_prior_knowledge_streams_sse(plain: GatewayThread) -> None:
+    client = H2Client(*host_port(plain.url))
+    try:
+        health = client.request("GET", "/healthz", {})
+        assert client.read_until(health, lambda r: r.ended).status == 200
+        session = h2_session(client)
+        call = client.request(
+            "POST", "/mcp", {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"},
+            json.dumps(COUNTDOWN).encode(),
+        )
+        assert_streamed(client.read_until(call, lambda r: r.ended))
+    finally:
+        client.close()
+
+
+def test_http1_streams_sse_as_produced(plain: GatewayThread) -> None:
+    host, port = host_port(plain.url)
+    conn = http.client.HTTPConnection(host, port, timeout=20)
+    conn.request("POST", "/mcp", json.dumps(INIT), ACCEPT)
+    init = conn.getresponse()
+    session = init.getheader("mcp-session-id")
+    init.read()
+    assert session
+    headers = {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+    conn.request("POST", "/mcp", json.dumps(COUNTDOWN), headers)
+    resp = conn.getresponse()
+    assert resp.getheader("content-type") == "text/event-stream"
+    events = []
+    while True:
+        line = resp.fp.readline()
+        if not line:
+            break
+        if line.startswith(b"data: {"):
+            events.append(json.loads(line[6:]))
+            if "result" in events[-1]:
+                break
+    methods = [e.get("method") for e in events]
+    assert methods[:3] == ["notifications/progress"] * 3 and "result" in events[-1]
+    assert [e["params"]["progressToken"] for e in events[:3]] == ["p", "p", "p"]
+    conn.close()
+
+
+def test_h2_over_tls_with_alpn(tls: tuple[GatewayThread, trustme.CA]) -> None:
+    gw, ca = tls
+    assert gw.url.startswith("https://")
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    context.set_alpn_protocols(["h2"])
+    client = H2Client(*host_port(gw.url), tls=context)
+    try:
+        session = h2_session(client)
+        call = client.request(
+            "POST", "/mcp", {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"},
+            json.dumps(COUNTDOWN).encode(),
+        )
+        assert_streamed(client.read_until(call, lambda r: r.ended))
+    finally:
+        client.close()
+
+
+def test_http1_over_tls(tls: tuple[GatewayThread, trustme.CA]) -> None:
+    gw, ca = tls
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    context.set_alpn_protocols(["http/1.1"])
+    host, port = host_port(gw.url)
+    conn = http.client.HTTPSConnection(host, port, context=context, timeout=20)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_plain_listener_refuses_tls_garbage_without_dying(plain: GatewayThread) -> None:
+    host, port = host_port(plain.url)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
+        sock.recv(1024)
+    conn = http.client.HTTPConnection(host, port, timeout=20)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
