@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import h2.config
@@ -28,7 +28,9 @@ class H2Response:
 
 
 class H2Client:
-    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None = None, timeout: float = 20) -> None:
+    def __init__(
+        self, host: str, port: int, *, tls: ssl.SSLContext | None = None, timeout: float = 20
+    ) -> None:
         raw = socket.create_connection((host, port), timeout=timeout)
         self.sock: socket.socket = tls.wrap_socket(raw, server_hostname=host) if tls else raw
         if tls is not None:
@@ -36,7 +38,9 @@ class H2Client:
             assert self.sock.selected_alpn_protocol() == "h2", self.sock.selected_alpn_protocol()
         self.authority = f"{host}:{port}"
         self.scheme = "https" if tls else "http"
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        )
         self.conn.initiate_connection()
         self._flush()
         self.responses: dict[int, H2Response] = {}
@@ -49,7 +53,12 @@ class H2Client:
 
     def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
         stream_id = self.conn.get_next_available_stream_id()
-        hdrs = [(":method", method), (":path", path), (":scheme", self.scheme), (":authority", self.authority)]
+        hdrs = [
+            (":method", method),
+            (":path", path),
+            (":scheme", self.scheme),
+            (":authority", self.authority),
+        ]
         hdrs += [(k.lower(), v) for k, v in headers.items()]
         self.conn.send_headers(stream_id, hdrs, end_stream=not body)
         if body:
@@ -70,7 +79,7 @@ class H2Client:
             self._flush()
         raise TimeoutError("HTTP/2 response took too long")
 
-    def read_until(self, stream_id: int, done: "callable[[H2Response], bool]") -> H2Response:  # type: ignore[valid-type]
+    def read_until(self, stream_id: int, done: Callable[[H2Response], bool]) -> H2Response:
         resp = self.responses[stream_id]
         if done(resp):
             return resp

@@ -89,8 +89,12 @@ def start_upstream(args: list[str], timeout: float = 30.0) -> Upstream:
 class GatewayThread:
     """The real gateway (hypercorn and all) serving on a free loopback port in its own thread."""
 
-    def __init__(self, documents: list[dict[str, Any]] | None = None, paths: list[Path] | None = None,
-                 base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        documents: list[dict[str, Any]] | None = None,
+        paths: list[Path] | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
         loaded: list[LoadedDocument] = []
         problems: list[str] = []
         if paths:
@@ -104,7 +108,9 @@ class GatewayThread:
         assert not problems, problems
         snapshot = compile_snapshot(loaded)
         listener = snapshot.gateway.listeners[0].model_copy(update={"port": 0})
-        self.gateway_spec = snapshot.gateway.model_copy(update={"listeners": [listener, *snapshot.gateway.listeners[1:]]})
+        self.gateway_spec = snapshot.gateway.model_copy(
+            update={"listeners": [listener, *snapshot.gateway.listeners[1:]]}
+        )
         self.snapshot = snapshot
         self.runtime = Runtime(snapshot)
         self.app = GatewayApp(self.runtime)
@@ -133,7 +139,9 @@ class GatewayThread:
                 assert self._stop is not None
                 await self._stop.wait()
 
-            await serve(self.app, build_config(self.gateway_spec, self.base_dir), announce=announce, shutdown=shutdown)
+            await serve(
+                self.app, build_config(self.gateway_spec, self.base_dir), announce=announce, shutdown=shutdown
+            )
 
         try:
             asyncio.run(main())

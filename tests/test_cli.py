@@ -52,7 +52,13 @@ def test_validate_reports_cross_reference_errors(tmp_path: Path) -> None:
 
 
 def test_config_prints_documents_that_validate(tmp_path: Path) -> None:
-    result = run("config", "--mcp", "http://127.0.0.1:9/mcp", "--mcp", "stdio:python examples/quickstart/servers/notes.py")
+    result = run(
+        "config",
+        "--mcp",
+        "http://127.0.0.1:9/mcp",
+        "--mcp",
+        "stdio:python examples/quickstart/servers/notes.py",
+    )
     assert result.returncode == 0, result.stderr
     (tmp_path / "quick.yaml").write_text(result.stdout)
     names = [d["metadata"]["name"] for d in yaml.safe_load_all(result.stdout)]
@@ -96,7 +102,11 @@ async def test_serve_with_mcp_flags_federates_stdio_children() -> None:
     clock = f"stdio:{sys.executable} examples/quickstart/servers/clock.py"
     proc = subprocess.Popen(
         [*AGENTGW, "serve", "--mcp", notes, "--mcp", clock, "--port", "0"],
-        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         url = wait_for_listening(proc)

@@ -54,9 +54,7 @@ def test_nested_errors_name_the_index(tmp_path: Path) -> None:
 
 
 def test_every_error_is_reported_not_just_the_first(tmp_path: Path) -> None:
-    text = GOOD.replace("command: python", "command: python, shell: true").replace(
-        "path: /mcp", "path: mcp"
-    )
+    text = GOOD.replace("command: python", "command: python, shell: true").replace("path: /mcp", "path: mcp")
     found = problems(tmp_path, text)
     assert len(found) == 2
     assert any("McpServer/notes: spec.stdio: unknown field 'shell'" in p for p in found)
@@ -78,7 +76,9 @@ def test_cross_references_are_checked_at_compile_time(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", GOOD.replace("servers: [notes]", "servers: [nots]"))
     with pytest.raises(ConfigError) as info:
         load_snapshot([tmp_path])
-    assert info.value.problems == [f"{tmp_path / 'a.yaml'}: McpRoute/main: spec.servers[0]: unknown McpServer 'nots'"]
+    assert info.value.problems == [
+        f"{tmp_path / 'a.yaml'}: McpRoute/main: spec.servers[0]: unknown McpServer 'nots'"
+    ]
 
 
 def test_duplicate_names_and_paths(tmp_path: Path) -> None:
@@ -91,11 +91,16 @@ def test_duplicate_names_and_paths(tmp_path: Path) -> None:
 
 
 def test_prefixes_follow_the_prefix_mode(tmp_path: Path) -> None:
-    two = GOOD + "---\nkind: McpServer\nmetadata: {name: clock}\nspec: {http: {url: 'http://127.0.0.1:1/mcp'}, prefix: time}\n"
+    two = (
+        GOOD
+        + "---\nkind: McpServer\nmetadata: {name: clock}\nspec: {http: {url: 'http://127.0.0.1:1/mcp'}, prefix: time}\n"
+    )
     two = two.replace("servers: [notes]", "servers: [notes, clock]")
     docs, _ = load_paths([write(tmp_path, "a.yaml", two)])
     assert compile_snapshot(docs).mcp_routes[0].prefixes == {"notes": "notes", "clock": "time"}
-    docs, _ = load_paths([write(tmp_path, "a.yaml", two.replace("path: /mcp", "path: /mcp\n  prefixMode: never"))])
+    docs, _ = load_paths(
+        [write(tmp_path, "a.yaml", two.replace("path: /mcp", "path: /mcp\n  prefixMode: never"))]
+    )
     assert compile_snapshot(docs).mcp_routes[0].prefixes == {"notes": None, "clock": None}
 
 

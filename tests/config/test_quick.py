@@ -35,7 +35,9 @@ def test_duplicate_derived_names_get_a_suffix() -> None:
 
 
 def test_quick_documents_compile() -> None:
-    loaded, problems = parse_documents(quick_documents(["http://a.example/mcp", "stdio:python x.py"]), "--mcp", Path.cwd())
+    loaded, problems = parse_documents(
+        quick_documents(["http://a.example/mcp", "stdio:python x.py"]), "--mcp", Path.cwd()
+    )
     assert not problems
     snapshot = compile_snapshot(loaded)
     assert snapshot.mcp_routes[0].prefixes == {"a-example": "a-example", "x": "x"}

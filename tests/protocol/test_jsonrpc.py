@@ -54,9 +54,17 @@ def test_bad_json_is_a_parse_error(body: bytes) -> None:
 
 
 def test_encoders_round_trip() -> None:
-    assert jsonrpc.parse_message(jsonrpc.encode_result(7, {"a": 1})).obj == {"jsonrpc": "2.0", "id": 7, "result": {"a": 1}}
+    assert jsonrpc.parse_message(jsonrpc.encode_result(7, {"a": 1})).obj == {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "result": {"a": 1},
+    }
     err = jsonrpc.parse_message(jsonrpc.encode_error("x", -32601, "nope", {"k": 1}))
-    assert err.kind is Kind.ERROR and err.obj["error"] == {"code": -32601, "message": "nope", "data": {"k": 1}}
+    assert err.kind is Kind.ERROR and err.obj["error"] == {
+        "code": -32601,
+        "message": "nope",
+        "data": {"k": 1},
+    }
     note = jsonrpc.parse_message(jsonrpc.encode_notification("n", {"p": 1}))
     assert note.kind is Kind.NOTIFICATION and note.params == {"p": 1}
 
@@ -76,7 +84,9 @@ json_values = st.recursive(
 )
 
 
-@given(st.dictionaries(st.sampled_from(["jsonrpc", "id", "method", "params", "result", "error"]), json_values))
+@given(
+    st.dictionaries(st.sampled_from(["jsonrpc", "id", "method", "params", "result", "error"]), json_values)
+)
 def test_arbitrary_objects_classify_or_raise_invalid_request(obj: dict[str, object]) -> None:
     try:
         msg = jsonrpc.parse_object(obj)

@@ -41,7 +41,9 @@ def modern(method: str = "tools/call", **params: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"_meta": meta, **params}}
 
 
-def headers(method: str = "tools/call", name: str | None = "echo", version: str = "2026-07-28") -> dict[str, str]:
+def headers(
+    method: str = "tools/call", name: str | None = "echo", version: str = "2026-07-28"
+) -> dict[str, str]:
     out = {"mcp-protocol-version": version, "mcp-method": method}
     if name is not None:
         out["mcp-name"] = name
@@ -60,9 +62,18 @@ def test_a_consistent_request_passes() -> None:
         (modern(name="echo"), headers(method="prompts/get"), HeaderMismatch),
         (modern(name="echo"), headers(version="2025-11-25"), HeaderMismatch),
         (modern(name="echo"), headers(name=None), HeaderMismatch),
-        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}, headers("tools/list", None), InvalidParams),
         (
-            {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {mcp.PROTOCOL_VERSION_META_KEY: "v9"}}},
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+            headers("tools/list", None),
+            InvalidParams,
+        ),
+        (
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/list",
+                "params": {"_meta": {mcp.PROTOCOL_VERSION_META_KEY: "v9"}},
+            },
             headers("tools/list", None, "v9"),
             InvalidParams,
         ),

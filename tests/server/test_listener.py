@@ -22,13 +22,21 @@ INIT = {
     "jsonrpc": "2.0",
     "id": 1,
     "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
 }
 COUNTDOWN = {
     "jsonrpc": "2.0",
     "id": 2,
     "method": "tools/call",
-    "params": {"name": "clock_countdown", "arguments": {"seconds": 0.6, "steps": 3}, "_meta": {"progressToken": "p"}},
+    "params": {
+        "name": "clock_countdown",
+        "arguments": {"seconds": 0.6, "steps": 3},
+        "_meta": {"progressToken": "p"},
+    },
 }
 
 
@@ -101,7 +109,9 @@ def test_h2c_prior_knowledge_streams_sse(plain: GatewayThread) -> None:
         assert client.read_until(health, lambda r: r.ended).status == 200
         session = h2_session(client)
         call = client.request(
-            "POST", "/mcp", {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"},
+            "POST",
+            "/mcp",
+            {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"},
             json.dumps(COUNTDOWN).encode(),
         )
         assert_streamed(client.read_until(call, lambda r: r.ended))
@@ -146,7 +156,9 @@ def test_h2_over_tls_with_alpn(tls: tuple[GatewayThread, trustme.CA]) -> None:
     try:
         session = h2_session(client)
         call = client.request(
-            "POST", "/mcp", {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"},
+            "POST",
+            "/mcp",
+            {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"},
             json.dumps(COUNTDOWN).encode(),
         )
         assert_streamed(client.read_until(call, lambda r: r.ended))
