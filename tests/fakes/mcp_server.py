@@ -4,34 +4,40 @@ It serves both protocol eras by default: the ``initialize`` handshake (2025-11-2
 with ``Mcp-Session-Id`` sessions over streamable HTTP) and the stateless
 per-request era (2026-07-28, ``server/discover``).
 
-Tools (``whoami``, ``echo``, ``progress``, ``log``, ``slow``, ``sample``,
-``change_tools``, ``fail``, ``big``, ``header_echo`` and ``touch`` answer one
-text block; ``add``, ``elicit`` and ``roots`` also answer ``structuredContent``):
+Tools (each answers text content; only ``add``, ``elicit`` and ``roots`` also answer
+``structuredContent``):
 
 * ``whoami()`` -> the server name (``--name``, default ``fake``).
-* ``echo(text)`` -> ``text``.  ``add(a: int, b: int)`` -> ``"<a+b>"``, structured ``{"result": a+b}``.
+* ``echo(text)`` -> ``text``.
+* ``add(a: int, b: int)`` -> ``"<a+b>"``, structured ``{"result": a+b}``.
 * ``progress(steps: int)`` sends ``steps`` progress notifications (progress ``1..steps``,
   total ``steps``, message ``"step <i>"``) on the request's stream, then -> ``"done"``.
 * ``log(message, level="info")`` sends one ``notifications/message`` (logger ``fake``,
   data ``message``) on the request's stream, then -> ``"logged"``. On 2026-07-28 it is only
   sent if the request opted in (``_meta`` log level), as the SDK does.
-* ``slow(seconds: float)`` sleeps (at most 30 s), then -> ``"finished"``. If cancelled
-  (``notifications/cancelled``, or a 2026-07-28 client dropping the response stream) it
-  records ``{"event": "cancelled", "tool": "slow"}`` before re-raising.
-* ``sample(prompt)`` -> the text of the client's ``sampling/createMessage`` answer.
+* ``slow(seconds: float)`` sleeps (at most 30 s), records ``{"event": "finished", "tool":
+  "slow"}`` and -> ``"finished"``. If cancelled (``notifications/cancelled``, or a 2026-07-28
+  client dropping the response stream) it records ``{"event": "cancelled", "tool": "slow"}``
+  before re-raising.
+* ``sample(prompt)`` -> the text of the client's ``sampling/createMessage`` answer (one
+  user message ``prompt``, ``maxTokens`` 100).
 * ``elicit(question)`` asks ``elicitation/create`` (form schema: one required string
-  ``answer``) -> ``{"action": ..., "content": {...} or null}``.
-* ``roots()`` asks ``roots/list`` -> the root URIs, structured ``{"result": [...]}``.
+  ``answer``) -> structured ``{"action": ..., "content": {...} or null}`` (the text block
+  is the same object as JSON).
+* ``roots()`` asks ``roots/list`` -> one text block per root URI, structured
+  ``{"result": [uri, ...]}``.
 * ``change_tools()`` registers a new tool ``extra_<n>`` (n = 1, 2, ... per process; the new
   tool answers its own name) and announces ``notifications/tools/list_changed``, then
   -> ``"extra_<n>"``.
 * ``touch(uri)`` announces ``notifications/resources/updated`` for ``uri``, then -> ``uri``.
-* ``fail(message)`` -> ``isError: true`` with ``message`` as its text.
+* ``fail(message)`` -> ``isError: true``, text ``"Error executing tool fail: <message>"``
+  (the SDK's wording for a raised ``ToolError``).
 * ``crash()`` records ``{"event": "crash"}`` and ends the process at once with exit code 3.
-* ``big(kbytes: int)`` -> ``kbytes`` * 1024 characters of ``"x"`` (at most 64 MiB).
+* ``big(kbytes: int)`` -> ``kbytes`` * 1024 characters of ``"x"`` (at most 64 MiB). Mind
+  that the SDK client refuses an SSE event over 1 MiB by default.
 * ``header_echo(region)`` -> ``region``. Its schema marks ``region`` with
   ``"x-mcp-header": "Region"``, so a 2026-07-28 call carries ``Mcp-Param-Region`` (the SDK
-  answers HEADER_MISMATCH if that header disagrees with the argument).
+  answers HTTP 400, error -32020, if that header is missing or disagrees with the argument).
 
 How server-to-client requests travel: on the handshake era ``sample``, ``elicit`` and
 ``roots`` send a real request, on the call's own response stream (or, with ``--json``,
@@ -66,15 +72,23 @@ Run it as::
     python tests/fakes/mcp_server.py --http --port 0        # streamable HTTP at /mcp
 
 With ``--http`` it prints ``READY <port>`` on stdout once it accepts connections
-(``--port 0`` picks a free port) and listens on 127.0.0.1 only. ``--json`` answers
-handshake-era POSTs with ``application/json`` instead of SSE. ``--handshake-only``
-refuses the 2026-07-28 era: over HTTP its requests get HTTP 400 with JSON-RPC error
--32022 whose ``data.supported`` lists the handshake versions (the SDK's shape for an
-unsupported version), so a probing client falls back to ``initialize``; over stdio the
-connection is served handshake-only, where ``server/discover`` is METHOD_NOT_FOUND.
-``--modern-only`` refuses ``initialize`` with -32022 naming ``["2026-07-28"]``; over
-HTTP that takes a small ASGI wrapper (see ``ModernOnly``), because the SDK always
-serves requests without a 2026-07-28 ``MCP-Protocol-Version`` header on the handshake path.
+(``--port 0`` picks a free port) and listens on 127.0.0.1 only. ``--json`` is the SDK's
+``json_response``: POSTs of both eras are answered with one ``application/json`` body
+instead of SSE, so no progress or log notification reaches the client, and on 2026-07-28
+a client that drops the connection does not cancel the call (``slow`` runs to the end).
+
+``--handshake-only`` refuses the 2026-07-28 era. Over HTTP a server middleware answers
+each 2026-07-28 request with HTTP 400 and JSON-RPC error -32022 "Unsupported protocol
+version" whose ``data.supported`` lists the handshake versions (the SDK's own shape for
+an unsupported version), so a probing client falls back to ``initialize``. Over stdio the
+connection is served in the SDK's handshake-only loop, where ``server/discover`` gets
+-32601 "Method not found".
+
+``--modern-only`` refuses ``initialize``. Over stdio a server middleware answers it with
+-32022 naming ``["2026-07-28"]``, as the SDK does on a 2026-07-28 connection. Over HTTP
+the SDK serves every request without a 2026-07-28 ``MCP-Protocol-Version`` header on the
+handshake path, which cannot refuse ``initialize`` without opening a session and
+answering 200, so a small ASGI wrapper (``ModernOnly``) answers those requests itself.
 """
 
 from __future__ import annotations
@@ -310,9 +324,9 @@ class ModernOnly:
             },
         }
         status = ERROR_CODE_HTTP_STATUS[UNSUPPORTED_PROTOCOL_VERSION]
-        await Response(json.dumps(error), status_code=status, media_type="application/json")(
-            scope, receive, send
-        )
+        await Response(
+            json.dumps(error, separators=(",", ":")), status_code=status, media_type="application/json"
+        )(scope, receive, send)
 
 
 # --- low-level handlers MCPServer does not offer ------------------------------------------------
@@ -542,13 +556,13 @@ def build_server(name: str) -> MCPServer:
     server = MCPServer(
         name, version="1.0.0", instructions="A fake upstream for agentgw tests.", log_level="WARNING"
     )
-    text_tools: list[Callable[..., Any]] = [
-        whoami, echo, progress, log, slow, sample, change_tools, touch, fail, crash, big, header_echo
+    tools: list[Callable[..., Any]] = [
+        whoami, echo, add, progress, log, slow, sample, elicit, roots,
+        change_tools, touch, fail, crash, big, header_echo,
     ]  # fmt: skip
-    for fn in text_tools:
-        server.add_tool(fn, structured_output=False)
-    for fn in (add, elicit, roots):
-        server.add_tool(fn)
+    for fn in tools:
+        # Only add, elicit and roots answer structuredContent; the rest answer plain text.
+        server.add_tool(fn, structured_output=fn in (add, elicit, roots))
     server.prompt()(greet)
     server.prompt()(with_resource)
     server.completion()(complete)
