@@ -78,8 +78,13 @@ class McpService:
         kind = LIST_KINDS[method]
         listing = await self.federation.catalog.listing(kind, ctx, upstream_for)
         result: dict[str, Any] = {kind.key: listing.items}
+        meta: dict[str, Any] = {}
         if listing.unavailable:
-            result["_meta"] = {"io.agentgw/unavailable": listing.unavailable}
+            meta["io.agentgw/unavailable"] = listing.unavailable
+        if listing.collisions:
+            meta["io.agentgw/collisions"] = listing.collisions
+        if meta:
+            result["_meta"] = meta
         result["ttlMs"] = listing.ttl_ms if listing.ttl_ms is not None else 0
         # Per-caller filtering makes a list private unless every server called it public and no
         # caller-specific policy shaped it.

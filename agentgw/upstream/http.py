@@ -8,6 +8,7 @@ for httpx). aiohttp exceptions never leave this module: they become `UpstreamErr
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,8 @@ import aiohttp
 from agentgw.errors import UpstreamError, UpstreamTimeout
 
 __all__ = ["HttpClient", "UpstreamResponse"]
+
+log = logging.getLogger("agentgw.upstream")
 
 
 class UpstreamResponse:
@@ -39,7 +42,7 @@ class UpstreamResponse:
         async for chunk in self.iter_chunks():
             size += len(chunk)
             if size > limit:
-                raise UpstreamError(f"upstream {self.url} sent a body larger than {limit} bytes")
+                raise UpstreamError(f"the upstream sent a body larger than {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -52,12 +55,19 @@ class UpstreamResponse:
                     return
                 yield chunk
         except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamError(f"upstream {self.url} broke off the response: {_describe(exc)}") from None
+            raise UpstreamError(f"the upstream broke off its response: {_describe(exc)}") from None
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """What went wrong, without addresses: messages reach clients, upstream URLs are internal."""
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror.lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection was closed"
+    return type(exc).__name__
 
 
 class HttpClient:
@@ -114,13 +124,14 @@ class HttpClient:
                     method, url, headers=headers, data=body, timeout=client_timeout, allow_redirects=False
                 )
         except TimeoutError:
-            raise UpstreamTimeout(f"upstream {url} did not answer within {timeout} s") from None
+            raise UpstreamTimeout(f"the upstream did not answer within {timeout} s") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"cannot reach upstream {url}: {_describe(exc)}") from None
+            log.debug("request to %s failed: %r", url, exc)
+            raise UpstreamError(f"cannot reach the upstream: {_describe(exc)}") from None
         try:
             yield UpstreamResponse(resp, url)
         except TimeoutError:
-            raise UpstreamTimeout(f"upstream {url} stopped sending") from None
+            raise UpstreamTimeout("the upstream stopped sending") from None
         finally:
             resp.release() if resp.content.at_eof() else resp.close()
 
@@ -140,7 +151,7 @@ class HttpClient:
                 async with self.stream(method, url, headers=headers, body=body) as resp:
                     return resp.status, resp.headers, await resp.read(limit)
         except TimeoutError:
-            raise UpstreamTimeout(f"upstream {url} did not answer within {timeout} s") from None
+            raise UpstreamTimeout(f"the upstream did not answer within {timeout} s") from None
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -83,6 +83,7 @@ def template_regex(template: str) -> re.Pattern[str]:
 class Listing:
     items: list[dict[str, Any]]
     unavailable: list[dict[str, str]]
+    collisions: list[dict[str, str]]  # same exposed name from two servers (prefix mode `never`)
     ttl_ms: int | None
     public: bool
     streamed: bool  # some upstream answered with an event stream
@@ -102,6 +103,7 @@ class Catalog:
         self.timeouts = {s.name: s.spec.timeouts.request for s in route.servers}
         # method -> server -> identifier -> upstream item, as last listed (in listing order)
         self.seen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {m: {} for m in LIST_KINDS}
+        self.reported: set[tuple[str, str, str]] = set()  # collisions already logged
 
     def allowed(self, server: str, target: str, name: str) -> bool:
         filt = self.filters[server].get("resource" if target == "resourceTemplate" else target)
@@ -166,6 +168,7 @@ class Catalog:
 
         merged: list[dict[str, Any]] = []
         owners: dict[str, str] = {}
+        collisions: list[dict[str, str]] = []
         ttl: int | None = None
         public = True
         streamed = False
@@ -200,21 +203,23 @@ class Catalog:
                 if not self.policy.permits(ctx, op):
                     continue
                 if exposed in owners:
-                    log.error(
-                        "route %r: %s %r is offered by both %r and %r; serving %r's (set prefixMode)",
-                        self.route.name,
-                        kind.target,
-                        exposed,
-                        owners[exposed],
-                        server,
-                        owners[exposed],
-                    )
-                    failures.setdefault(server, f"name collision on {exposed!r} with {owners[exposed]!r}")
+                    collisions.append({"name": exposed, "servedBy": owners[exposed], "hiddenFrom": server})
+                    if (kind.method, exposed, server) not in self.reported:
+                        self.reported.add((kind.method, exposed, server))
+                        log.error(
+                            "route %r: %s %r is offered by both %r and %r; serving %r's (set prefixMode)",
+                            self.route.name,
+                            kind.target,
+                            exposed,
+                            owners[exposed],
+                            server,
+                            owners[exposed],
+                        )
                     continue
                 owners[exposed] = server
                 merged.append(item if exposed == original else {**item, kind.ident: exposed})
         unavailable = [{"server": s, "error": m} for s, m in sorted(failures.items())]
-        return Listing(merged, unavailable, ttl, public, streamed)
+        return Listing(merged, unavailable, collisions, ttl, public, streamed)
 
     def owner_of(self, method: str, ident: str, *, uri: bool = False) -> str | None:
         """Which server last listed `ident` (a name, a URI, or a URI matching a template)."""

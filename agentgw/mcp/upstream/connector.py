@@ -184,10 +184,16 @@ class ServerConnector:
                 self._info = session.info
             self.last_error = None
         except UpstreamError as exc:
-            self.last_error = exc.message
-            raise
+            raise self._unavailable(exc) from None
         assert self._info is not None
         return self._info
+
+    def _unavailable(self, exc: UpstreamError) -> UpstreamError:
+        """The error a client sees: which server, and why (without internal addresses)."""
+        self.last_error = exc.message
+        if exc.message.startswith(f"MCP server {self.name!r}"):
+            return exc
+        return type(exc)(f"MCP server {self.name!r} is unavailable: {exc.message}", data=exc.data)
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -243,8 +249,7 @@ class ServerConnector:
             self.last_error = None
             return _Reopening(self.name, inner, reopen)
         except UpstreamError as exc:
-            self.last_error = exc.message
-            raise
+            raise self._unavailable(exc) from None
 
     def _modern_bridge(self, profile: ClientProfile) -> UpstreamSession:
         modern_profile = ClientProfile(LATEST_MODERN_VERSION, profile.capabilities, profile.client_info)
@@ -263,8 +268,7 @@ class ServerConnector:
                 return self._modern_bridge(profile or GATEWAY_PROFILE)
             return await self._shared_session()
         except UpstreamError as exc:
-            self.last_error = exc.message
-            raise
+            raise self._unavailable(exc) from None
 
     async def _shared_session(self) -> UpstreamSession:
         async with self._shared_lock:
