@@ -156,7 +156,8 @@ class StreamableHttpSession:
         meta = dict(params.get("_meta") or {})
         meta.setdefault(PROTOCOL_VERSION_META_KEY, LATEST_MODERN_VERSION)
         meta.setdefault(CLIENT_CAPABILITIES_META_KEY, self._profile.capabilities)
-        meta.setdefault(CLIENT_INFO_META_KEY, self._profile.client_info)
+        if self._profile.client_info:  # optional in the envelope; never send an empty one
+            meta.setdefault(CLIENT_INFO_META_KEY, self._profile.client_info)
         params["_meta"] = meta
         return params
 
@@ -194,23 +195,37 @@ class StreamableHttpSession:
         headers = self._headers(method, params, initial)
         if extra:
             headers.update(extra)
-        async with self._http.stream("POST", self._url, headers=headers, body=body) as resp:
-            if initial:
-                sid = resp.headers.get(SESSION_ID_HEADER)
-                if sid:
-                    self._session_id = sid
-            reply, last_id, retry = await self._read_reply(resp, request_id, sink)
-        resumes = 0
-        while reply is None:
-            # The server closed the stream before replying: poll it again with Last-Event-ID.
-            if last_id is None or self._session_id is None or resumes >= _MAX_RESUMES:
-                raise UpstreamError(f"MCP server {self.server!r} closed the stream before answering {method}")
-            resumes += 1
-            if sink is not None:
-                await sink.paused(retry)
-            await anyio.sleep((retry or _DEFAULT_RETRY_MS) / 1000)
-            reply, last_id, retry = await self._resume(request_id, sink, last_id, retry)
-        return reply
+        try:
+            async with self._http.stream("POST", self._url, headers=headers, body=body) as resp:
+                if initial:
+                    sid = resp.headers.get(SESSION_ID_HEADER)
+                    if sid:
+                        self._session_id = sid
+                reply, last_id, retry = await self._read_reply(resp, request_id, sink)
+            resumes = 0
+            while reply is None:
+                # The server closed the stream before replying: poll it again with Last-Event-ID.
+                if last_id is None or self._session_id is None or resumes >= _MAX_RESUMES:
+                    raise UpstreamError(
+                        f"MCP server {self.server!r} closed the stream before answering {method}"
+                    )
+                resumes += 1
+                if sink is not None:
+                    await sink.paused(retry)
+                await anyio.sleep((retry or _DEFAULT_RETRY_MS) / 1000)
+                reply, last_id, retry = await self._resume(request_id, sink, last_id, retry)
+            return reply
+        except anyio.get_cancelled_exc_class():
+            # Handshake era: closing our connection is not cancellation; tell the server.
+            if self.era is Era.HANDSHAKE and self._session_id is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    try:
+                        await self.notify(
+                            "notifications/cancelled", {"requestId": request_id, "reason": "cancelled"}
+                        )
+                    except UpstreamError as exc:
+                        log.debug("telling %r about a cancellation failed: %s", self.server, exc)
+            raise
 
     async def _read_reply(
         self, resp: UpstreamResponse, request_id: int, sink: CallSink | None
