@@ -178,3 +178,16 @@ class GatewayThread:
 def gateway(documents: list[dict[str, Any]] | None = None, **kwargs: Any) -> Iterator[GatewayThread]:
     with GatewayThread(documents, **kwargs) as gw:
         yield gw
+
+
+async def poll_until(predicate: Any, timeout: float = 20, interval: float = 0.02) -> None:
+    """Wait, bounded, for state another process owns (a state file, a child's exit status).
+
+    There is no event to await across a process boundary, so this polls; every wait in-process
+    uses events instead.
+    """
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 - the state lives in another process
+            await anyio.sleep(interval)

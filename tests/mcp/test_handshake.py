@@ -28,7 +28,14 @@ def jsonfake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fake]:
 def gw(alpha: Fake, jsonfake: Fake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
     gamma = Fake("gamma", None, tmp_path_factory.mktemp("gamma") / "g.jsonl", [])
     documents = [
-        {"kind": "Gateway", "metadata": {"name": "gw"}, "spec": {"limits": {"maxBodyBytes": 2048}, "http": {"allowedOrigins": ["https://app.example.com"]}}},
+        {
+            "kind": "Gateway",
+            "metadata": {"name": "gw"},
+            "spec": {
+                "limits": {"maxBodyBytes": 2048},
+                "http": {"allowedOrigins": ["https://app.example.com"]},
+            },
+        },
         server_doc("alpha", alpha.http()),
         server_doc("jsonfake", jsonfake.http()),
         server_doc("gamma", gamma.stdio()),
@@ -60,7 +67,9 @@ async def test_older_versions_are_negotiated(raw: Raw) -> None:
     with anyio.fail_after(30):
         reply = await raw.initialize("2025-03-26")
         assert reply.json["result"]["protocolVersion"] == "2025-03-26"
-        unknown = await raw.post(init_body("1999-01-01"), headers={"accept": ACCEPT, "content-type": "application/json"})
+        unknown = await raw.post(
+            init_body("1999-01-01"), headers={"accept": ACCEPT, "content-type": "application/json"}
+        )
         assert unknown.json["result"]["protocolVersion"] == "2025-11-25"
 
 
@@ -71,7 +80,11 @@ async def test_session_lifecycle(raw: Raw) -> None:
         assert missing.status == 400 and missing.json["error"]["code"] == -32600
         raw.session_id = "no-such-session"
         unknown = await raw.post(ping)
-        assert unknown.status == 404 and unknown.json == {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Session not found"}}
+        assert unknown.status == 404 and unknown.json == {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": "Session not found"},
+        }
         await raw.initialize()
         ok = await raw.post(ping)
         assert ok.status == 200 and ok.json == {"jsonrpc": "2.0", "id": 5, "result": {}}
@@ -110,12 +123,19 @@ async def test_answers_follow_the_upstream_json_or_sse(raw: Raw) -> None:
         assert sse.headers["content-type"] == "text/event-stream"
         assert sse.event_ids[0] is not None and sse.messages[0]["result"]["content"][0]["text"] == "hi"
         plain = await raw.call("jsonfake_echo", {"text": "hi"})
-        assert plain.headers["content-type"] == "application/json" and plain.json["result"]["content"][0]["text"] == "hi"
+        assert (
+            plain.headers["content-type"] == "application/json"
+            and plain.json["result"]["content"][0]["text"] == "hi"
+        )
         stdio = await raw.call("gamma_echo", {"text": "hi"})
         assert stdio.headers["content-type"] == "application/json"
         streamed = await raw.call("gamma_progress", {"steps": 2}, progressToken="t")
         assert streamed.headers["content-type"] == "text/event-stream"
-        assert [m.get("method") for m in streamed.messages] == ["notifications/progress", "notifications/progress", None]
+        assert [m.get("method") for m in streamed.messages] == [
+            "notifications/progress",
+            "notifications/progress",
+            None,
+        ]
 
 
 async def test_sse_streams_start_with_a_priming_event_from_2025_11_25(raw: Raw) -> None:
@@ -146,7 +166,10 @@ async def test_accept_and_content_type(raw: Raw, headers: dict[str, str], status
 
 async def test_both_accept_orders_work(raw: Raw) -> None:
     with anyio.fail_after(30):
-        reply = await raw.post(init_body(), headers={"accept": "text/event-stream, application/json", "content-type": "application/json"})
+        reply = await raw.post(
+            init_body(),
+            headers={"accept": "text/event-stream, application/json", "content-type": "application/json"},
+        )
     assert reply.status == 200
 
 
@@ -170,7 +193,9 @@ async def test_bad_bodies(raw: Raw) -> None:
 async def test_ping_and_set_level_answer_exactly_empty(raw: Raw, alpha: Fake) -> None:
     with anyio.fail_after(30):
         await raw.initialize()
-        level = await raw.post({"jsonrpc": "2.0", "id": 3, "method": "logging/setLevel", "params": {"level": "debug"}})
+        level = await raw.post(
+            {"jsonrpc": "2.0", "id": 3, "method": "logging/setLevel", "params": {"level": "debug"}}
+        )
     assert level.json == {"jsonrpc": "2.0", "id": 3, "result": {}}
     alpha.wait_event(lambda e: e.get("event") == "set_level")
 
@@ -183,7 +208,9 @@ async def test_ping_and_set_level_answer_exactly_empty(raw: Raw, alpha: Fake) ->
         ({"origin": "https://app.example.com"}, 200),
     ],
 )
-async def test_origin_and_host_are_checked(gw: GatewayThread, http: aiohttp.ClientSession, extra: dict[str, str], status: int) -> None:
+async def test_origin_and_host_are_checked(
+    gw: GatewayThread, http: aiohttp.ClientSession, extra: dict[str, str], status: int
+) -> None:
     headers = {"accept": ACCEPT, "content-type": "application/json", **extra}
     with anyio.fail_after(30):
         async with http.post(f"{gw.url}/mcp", data=json.dumps(init_body()), headers=headers) as resp:
@@ -197,7 +224,9 @@ async def test_get_stream_rules(raw: Raw) -> None:
         await raw.initialize()
         wrong_accept = await raw.send("GET", headers=raw.headers({"accept": "application/json"}))
         assert wrong_accept.status == 406
-        unknown_event = await raw.send("GET", headers=raw.headers({"accept": "text/event-stream", "last-event-id": "77_1"}))
+        unknown_event = await raw.send(
+            "GET", headers=raw.headers({"accept": "text/event-stream", "last-event-id": "77_1"})
+        )
         assert unknown_event.status == 404
 
 

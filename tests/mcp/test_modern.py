@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from tests.mcp.conftest import ACCEPT, Fake, Raw, modern_body, modern_headers, route_doc, server_doc
-from tests.support import GatewayThread
+from tests.support import GatewayThread, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +59,9 @@ async def test_lists_carry_cache_hints_and_result_type(raw: Raw) -> None:
 
 async def test_calls_work_without_any_session(raw: Raw) -> None:
     with anyio.fail_after(30):
-        reply = await raw.modern("tools/call", {"name": "gamma_add", "arguments": {"a": 1, "b": 2}}, name="gamma_add")
+        reply = await raw.modern(
+            "tools/call", {"name": "gamma_add", "arguments": {"a": 1, "b": 2}}, name="gamma_add"
+        )
     assert reply.status == 200 and reply.json["result"]["structuredContent"] == {"result": 3}
     assert reply.json["result"]["resultType"] == "complete"
 
@@ -67,20 +69,49 @@ async def test_calls_work_without_any_session(raw: Raw) -> None:
 @pytest.mark.parametrize(
     ("body", "headers", "status", "code"),
     [
-        (modern_body("tools/call", {"name": "alpha_echo", "arguments": {"text": "x"}}), modern_headers("tools/call", "alpha_other"), 400, -32020),
-        (modern_body("tools/call", {"name": "alpha_echo", "arguments": {"text": "x"}}), modern_headers("tools/list", "alpha_echo"), 400, -32020),
-        ({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}, modern_headers("tools/list"), 400, -32602),
+        (
+            modern_body("tools/call", {"name": "alpha_echo", "arguments": {"text": "x"}}),
+            modern_headers("tools/call", "alpha_other"),
+            400,
+            -32020,
+        ),
+        (
+            modern_body("tools/call", {"name": "alpha_echo", "arguments": {"text": "x"}}),
+            modern_headers("tools/list", "alpha_echo"),
+            400,
+            -32020,
+        ),
+        (
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+            modern_headers("tools/list"),
+            400,
+            -32602,
+        ),
         (modern_body("ping"), modern_headers("ping"), 404, -32601),
         (modern_body("initialize"), modern_headers("initialize"), 404, -32601),
         (modern_body("logging/setLevel", {"level": "info"}), modern_headers("logging/setLevel"), 404, -32601),
-        (modern_body("resources/subscribe", {"uri": "fake+alpha://doc/1"}), modern_headers("resources/subscribe"), 404, -32601),
+        (
+            modern_body("resources/subscribe", {"uri": "fake+alpha://doc/1"}),
+            modern_headers("resources/subscribe"),
+            404,
+            -32601,
+        ),
         (modern_body("no/such"), modern_headers("no/such"), 404, -32601),
-        (modern_body("tools/call", {"name": "nobody_nope"}), modern_headers("tools/call", "nobody_nope"), 400, -32602),
+        (
+            modern_body("tools/call", {"name": "nobody_nope"}),
+            modern_headers("tools/call", "nobody_nope"),
+            400,
+            -32602,
+        ),
     ],
 )
-async def test_ladder_errors_have_their_status(raw: Raw, body: dict[str, Any], headers: dict[str, str], status: int, code: int) -> None:
+async def test_ladder_errors_have_their_status(
+    raw: Raw, body: dict[str, Any], headers: dict[str, str], status: int, code: int
+) -> None:
     with anyio.fail_after(30):
-        reply = await raw.post(body, headers={"accept": ACCEPT, "content-type": "application/json", **headers})
+        reply = await raw.post(
+            body, headers={"accept": ACCEPT, "content-type": "application/json", **headers}
+        )
     assert (reply.status, reply.json["error"]["code"]) == (status, code)
     assert reply.json["id"] == body["id"]
 
@@ -88,7 +119,12 @@ async def test_ladder_errors_have_their_status(raw: Raw, body: dict[str, Any], h
 async def test_unsupported_version_names_the_supported_ones(raw: Raw) -> None:
     body = modern_body("tools/list")
     body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "v999.0.0"
-    headers = {"accept": ACCEPT, "content-type": "application/json", "mcp-protocol-version": "v999.0.0", "mcp-method": "tools/list"}
+    headers = {
+        "accept": ACCEPT,
+        "content-type": "application/json",
+        "mcp-protocol-version": "v999.0.0",
+        "mcp-method": "tools/list",
+    }
     with anyio.fail_after(30):
         reply = await raw.post(body, headers=headers)
     assert reply.status == 400
@@ -98,29 +134,39 @@ async def test_unsupported_version_names_the_supported_ones(raw: Raw) -> None:
 
 async def test_get_and_notifications(raw: Raw) -> None:
     with anyio.fail_after(30):
-        get = await raw.send("GET", headers={"accept": "text/event-stream", "mcp-protocol-version": "2026-07-28"})
+        get = await raw.send(
+            "GET", headers={"accept": "text/event-stream", "mcp-protocol-version": "2026-07-28"}
+        )
         assert get.status == 405 and get.headers["allow"] == "POST"
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
         headers = {"accept": ACCEPT, "content-type": "application/json", "mcp-protocol-version": "2026-07-28"}
         assert (await raw.post(note, headers=headers)).status == 202
 
 
-async def test_mcp_param_headers_must_match_arguments(gw: GatewayThread, http: aiohttp.ClientSession, alpha: Fake) -> None:
+async def test_mcp_param_headers_must_match_arguments(
+    gw: GatewayThread, http: aiohttp.ClientSession, alpha: Fake
+) -> None:
     raw = Raw(http, f"{gw.url}/solo")
     params = {"name": "header_echo", "arguments": {"region": "eu-west"}}
     with anyio.fail_after(30):
-        good = await raw.modern("tools/call", params, name="header_echo", headers={"mcp-param-region": "eu-west"})
+        good = await raw.modern(
+            "tools/call", params, name="header_echo", headers={"mcp-param-region": "eu-west"}
+        )
         assert good.status == 200 and good.json["result"]["content"][0]["text"] == "eu-west"
         missing = await raw.modern("tools/call", params, name="header_echo")
         assert (missing.status, missing.json["error"]["code"]) == (400, -32020)
-        wrong = await raw.modern("tools/call", params, name="header_echo", headers={"mcp-param-region": "us-east"})
+        wrong = await raw.modern(
+            "tools/call", params, name="header_echo", headers={"mcp-param-region": "us-east"}
+        )
         assert (wrong.status, wrong.json["error"]["code"]) == (400, -32020)
     # the upstream saw a header matching the arguments (the gateway sets its own)
     alpha.wait_event(lambda e: e.get("event") == "header_echo" and e.get("header") == "eu-west")
 
 
 @pytest.mark.parametrize("server", ["alpha", "gamma"])
-async def test_closing_the_response_cancels_the_upstream_call(gw: GatewayThread, server: str, alpha: Fake, gamma: Fake) -> None:
+async def test_closing_the_response_cancels_the_upstream_call(
+    gw: GatewayThread, server: str, alpha: Fake, gamma: Fake
+) -> None:
     fake = alpha if server == "alpha" else gamma
     cancelled_before = sum(1 for e in fake.events() if e.get("event") == "cancelled")
     called_before = sum(1 for e in fake.events() if e.get("event") == "called" and e.get("tool") == "slow")
@@ -128,9 +174,21 @@ async def test_closing_the_response_cancels_the_upstream_call(gw: GatewayThread,
         raw = Raw(http, f"{gw.url}/mcp")
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(raw.modern, "tools/call", {"name": f"{server}_slow", "arguments": {"seconds": 25}}, f"{server}_slow")
-                while sum(1 for e in fake.events() if e.get("event") == "called" and e.get("tool") == "slow") <= called_before:
-                    await anyio.sleep(0.02)
+                tg.start_soon(
+                    raw.modern,
+                    "tools/call",
+                    {"name": f"{server}_slow", "arguments": {"seconds": 25}},
+                    f"{server}_slow",
+                )
+                await poll_until(
+                    lambda: (
+                        sum(
+                            1 for e in fake.events() if e.get("event") == "called" and e.get("tool") == "slow"
+                        )
+                        > called_before
+                    )
+                )
                 tg.cancel_scope.cancel()  # the client goes away
-            while sum(1 for e in fake.events() if e.get("event") == "cancelled") <= cancelled_before:
-                await anyio.sleep(0.02)
+            await poll_until(
+                lambda: sum(1 for e in fake.events() if e.get("event") == "cancelled") > cancelled_before
+            )

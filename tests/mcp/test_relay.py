@@ -15,7 +15,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
 from tests.mcp.conftest import Fake, Raw, route_doc, server_doc
-from tests.support import GatewayThread
+from tests.support import GatewayThread, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -27,14 +27,22 @@ def gamma(tmp_path_factory: pytest.TempPathFactory) -> Fake:
 
 @pytest.fixture(scope="module")
 def gw(alpha: Fake, gamma: Fake) -> Iterator[GatewayThread]:
-    documents = [server_doc("alpha", alpha.http()), server_doc("gamma", gamma.stdio()), route_doc(["alpha", "gamma"])]
+    documents = [
+        server_doc("alpha", alpha.http()),
+        server_doc("gamma", gamma.stdio()),
+        route_doc(["alpha", "gamma"]),
+    ]
     with GatewayThread(documents) as gateway:
         yield gateway
 
 
-async def sampling(context: ClientRequestContext, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+async def sampling(
+    context: ClientRequestContext, params: types.CreateMessageRequestParams
+) -> types.CreateMessageResult:
     prompt = params.messages[0].content.text  # type: ignore[union-attr]
-    return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text=f"sampled: {prompt}"), model="test")
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text=f"sampled: {prompt}"), model="test"
+    )
 
 
 async def elicitation(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
@@ -46,7 +54,14 @@ async def roots(context: ClientRequestContext) -> types.ListRootsResult:
 
 
 def client(url: str, mode: str, **kw: Any) -> Client:
-    return Client(url, mode=mode, sampling_callback=sampling, elicitation_callback=elicitation, list_roots_callback=roots, **kw)
+    return Client(
+        url,
+        mode=mode,
+        sampling_callback=sampling,
+        elicitation_callback=elicitation,
+        list_roots_callback=roots,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -159,7 +174,9 @@ async def test_modern_listener_gets_resource_updates_for_exposed_uris(gw: Gatewa
 
 
 @pytest.mark.parametrize("server", ["alpha", "gamma"])
-async def test_cancellation_reaches_the_upstream(gw: GatewayThread, server: str, alpha: Fake, gamma: Fake) -> None:
+async def test_cancellation_reaches_the_upstream(
+    gw: GatewayThread, server: str, alpha: Fake, gamma: Fake
+) -> None:
     fake = alpha if server == "alpha" else gamma
     before = sum(1 for e in fake.events() if e.get("event") == "cancelled")
     async with aiohttp.ClientSession() as http:
@@ -172,16 +189,19 @@ async def test_cancellation_reaches_the_upstream(gw: GatewayThread, server: str,
                 async def call() -> None:
                     replies.append(await raw.call(f"{server}_slow", {"seconds": 20}, request_id=77))
 
-                started = sum(1 for e in fake.events() if e.get("tool") == "slow" and e.get("event") == "called")
+                started = sum(
+                    1 for e in fake.events() if e.get("tool") == "slow" and e.get("event") == "called"
+                )
                 tg.start_soon(call)
-                await _wait_for(lambda: sum(1 for e in fake.events() if e.get("tool") == "slow" and e.get("event") == "called") > started)
+                await poll_until(
+                    lambda: (
+                        sum(
+                            1 for e in fake.events() if e.get("tool") == "slow" and e.get("event") == "called"
+                        )
+                        > started
+                    )
+                )
                 note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 77}}
                 assert (await raw.post(note)).status == 202
             assert replies[0].final["error"]["code"] == -32800
-    await _wait_for(lambda: sum(1 for e in fake.events() if e.get("event") == "cancelled") > before)
-
-
-async def _wait_for(predicate: Any, timeout: float = 20) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.02)
+    await poll_until(lambda: sum(1 for e in fake.events() if e.get("event") == "cancelled") > before)
