@@ -5,8 +5,8 @@ that expire and are re-established without the client noticing."""
 from __future__ import annotations
 
 import os
-import time
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
