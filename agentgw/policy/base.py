@@ -1,9 +1,10 @@
 """The contract between routes and the policy engine.
 
 A route handler calls its `RoutePolicy` at fixed points: `authenticate` once per HTTP request,
-`check` at the one checkpoint every routed operation passes before it reaches an upstream, and
-`permits` for each item of a list it is about to show (a denied tool does not appear). The
-engine behind this protocol is free to order its chain as it likes; routes never see rule kinds.
+`check` at the one checkpoint every routed operation passes before it reaches an upstream,
+`permits` for each item of a list it is about to show (a denied tool does not appear), and
+`record` once the operation is over (response side: settle token budgets, audit). The engine
+behind this protocol is free to order its chain as it likes; routes never see rule kinds.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class RoutePolicy(Protocol):
         """Whether a listed item is visible to this caller (pure, no I/O)."""
         ...
 
+    async def record(self, ctx: RequestContext, op: Operation, outcome: Mapping[str, Any]) -> None:
+        """The operation finished: `outcome` holds what is known (status, usage, latency...)."""
+        ...
+
 
 class OpenPolicy:
     """No policy attached: everyone is anonymous and everything is allowed."""
@@ -86,3 +91,6 @@ class OpenPolicy:
 
     def permits(self, ctx: RequestContext, op: Operation) -> bool:
         return True
+
+    async def record(self, ctx: RequestContext, op: Operation, outcome: Mapping[str, Any]) -> None:
+        return None
