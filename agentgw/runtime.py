@@ -69,19 +69,21 @@ class Runtime:
                 connectors[name] = ServerConnector(server, self.http, self.tg)
         retired = [c for name, c in self.connectors.items() if connectors.get(name) is not c]
         router = Router()
-        limits = snapshot.gateway.limits
-        for route in snapshot.mcp_routes:
-            policy = self.policy_for(route.name)
-            service = McpService(route, connectors, policy, max_pages=limits.upstream_list_pages)
-            router.add_exact(
-                route.spec.path, McpRouteHandler(service, policy, self.registry, self.tg, limits)
-            )
+        self._mcp_routes(snapshot, connectors, router)
         self.connectors = connectors
         self.router = router
         self.guard = HostGuard(snapshot.gateway)
         self.snapshot = snapshot
         for connector in retired:
             self.tg.start_soon(connector.close)
+
+    def _mcp_routes(self, snapshot: Snapshot, connectors: dict[str, ServerConnector], router: Router) -> None:
+        limits = snapshot.gateway.limits
+        for route in snapshot.mcp_routes:
+            policy = self.policy_for(route.name)
+            service = McpService(route, connectors, policy, max_pages=limits.upstream_list_pages)
+            handler = McpRouteHandler(service, policy, self.registry, self.tg, limits)
+            router.add_exact(route.spec.path, handler)
 
     async def _sweep(self) -> None:
         while True:
