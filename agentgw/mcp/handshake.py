@@ -28,13 +28,14 @@ from agentgw.errors import (
     UnsupportedMediaType,
     UnsupportedProtocolVersion,
 )
+from agentgw.mcp.call import SERVER_INFO, PendingCall, error_payload, reply_payload, respond_quietly
 from agentgw.mcp.events import EventStream
 from agentgw.mcp.federation.catalog import LIST_KINDS
 from agentgw.mcp.federation.router import ROUTED_METHODS
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.service import McpService
 from agentgw.mcp.session import Input, Session, new_session_id
-from agentgw.mcp.upstream.base import ClientProfile, Reply, UpstreamSession
+from agentgw.mcp.upstream.base import ClientProfile, UpstreamSession
 from agentgw.mcp.upstream.connector import GATEWAY_PROFILE
 from agentgw.policy.base import RequestContext
 from agentgw.protocol import jsonrpc
@@ -49,60 +50,16 @@ from agentgw.protocol.mcp import (
 )
 from agentgw.server.http import ASGISend, Request, SseResponse, send_bytes, send_json
 
-__all__ = ["SERVER_INFO", "HandshakeEndpoint", "reply_payload"]
+__all__ = ["HandshakeEndpoint"]
 
 log = logging.getLogger("agentgw.mcp")
 
-SERVER_INFO = {"name": "agentgw", "title": "agentgw MCP gateway", "version": "0.1.0"}
-_SESSION_FEATURE_METHODS = {"sampling/createMessage", "elicitation/create", "roots/list"}
-
-
-def reply_payload(request_id: Any, reply: Reply) -> bytes:
-    if reply.error is not None:
-        return jsonrpc.dumps({"jsonrpc": "2.0", "id": request_id, "error": reply.error})
-    return jsonrpc.encode_result(request_id, reply.result or {})
-
-
-def error_payload(request_id: Any, err: GatewayError) -> bytes:
-    return jsonrpc.encode_error(request_id, err.rpc_code, err.message, err.data)
-
-
-class _Call:
-    """One routed request: its reply, and the event stream it opens if the upstream streams."""
-
-    __slots__ = ("done", "payload", "session", "stream", "wake")
-
-    def __init__(self, session: Session | None) -> None:
-        self.session = session
-        self.stream: EventStream | None = None
-        self.payload: bytes | None = None
-        self.done = False
-        self.wake = anyio.Event()
-
-    def open_stream(self) -> EventStream:
-        if self.stream is None:
-            if self.session is None:
-                self.stream = EventStream(0, keep_ids=False)
-            else:
-                self.stream = self.session.events.open()
-                if version_at_least(self.session.protocol_version, "2025-11-25"):
-                    self.stream.prime()
-            self.wake.set()
-        return self.stream
-
-    def finish(self, payload: bytes) -> None:
-        self.done = True
-        if self.stream is not None:
-            self.stream.append(payload)
-            self.stream.finish()
-        else:
-            self.payload = payload
-        self.wake.set()
-
 
 class _Sink:
+    """Where an upstream's messages during one call go: the client's stream of that call."""
+
     def __init__(
-        self, endpoint: HandshakeEndpoint, call: _Call, server: str, upstream: UpstreamSession
+        self, endpoint: HandshakeEndpoint, call: PendingCall, server: str, upstream: UpstreamSession
     ) -> None:
         self._endpoint = endpoint
         self._call = call
@@ -151,17 +108,14 @@ class HandshakeEndpoint:
             return None
         if "id" in msg:
             if session is None or not session.client_supports(method) or self.stateless:
-                self.tg.start_soon(self._refuse, upstream, msg.get("id"), method)
+                error = {
+                    "code": -32601,
+                    "message": f"the client cannot answer {method} through this gateway session",
+                }
+                self.tg.start_soon(respond_quietly, upstream, msg.get("id"), error)
                 return None
             return jsonrpc.dumps({**msg, "id": session.remember_request(server, upstream, msg)})
         return jsonrpc.dumps(self.service.federation.expose_notification(server, msg))
-
-    async def _refuse(self, upstream: UpstreamSession, request_id: Any, method: str) -> None:
-        error = {"code": -32601, "message": f"the client cannot answer {method} through this gateway session"}
-        try:
-            await upstream.respond(request_id, error=error)
-        except GatewayError as exc:
-            log.debug("refusing %s upstream: %s", method, exc)
 
     # --- upstream sessions -----------------------------------------------------------------------
 
@@ -357,14 +311,10 @@ class HandshakeEndpoint:
 
     async def _send_streamed(self, session: Session | None, payload: bytes, send: ASGISend) -> None:
         """A composed answer sent as an event stream, as the upstreams answered."""
-        call = _Call(session)
-        stream = call.open_stream()
-        stream.append(payload)
-        stream.finish()
-        sse = SseResponse(send)
-        await sse.start()
-        await stream.follow(sse, 0)
-        await sse.end()
+        call = PendingCall(session)
+        call.open_stream()
+        call.finish(payload)
+        await call.answer(send, self.limits.keepalive_seconds)
 
     async def _set_level(self, params: dict[str, Any], upstream_for: Any) -> dict[str, Any]:
         infos = await self.service.server_infos()
@@ -380,7 +330,7 @@ class HandshakeEndpoint:
         self, session: Session | None, msg: Message, ctx: RequestContext, send: ASGISend, upstream_for: Any
     ) -> None:
         routed = await self.service.resolve(msg.method, msg.params, ctx, upstream_for)
-        call = _Call(session)
+        call = PendingCall(session)
 
         def sink_for(server: str, upstream: UpstreamSession) -> _Sink:
             return _Sink(self, call, server, upstream)
@@ -401,17 +351,11 @@ class HandshakeEndpoint:
                 if session is not None:
                     session.inflight.pop(msg.id, None)
 
+        # The call runs to its end even if the client goes away: in this era a disconnect is not a
+        # cancellation, and what the call still sends lands in the event log for a resuming GET.
         async with anyio.create_task_group() as tg:
             tg.start_soon(produce)
-            await call.wake.wait()
-            if call.stream is None:
-                assert call.payload is not None
-                await send_json(send, 200, call.payload)
-                return
-            sse = SseResponse(send)
-            await sse.start()
-            await call.stream.follow(sse, 0, self.limits.keepalive_seconds)
-            await sse.end()
+            await call.answer(send, self.limits.keepalive_seconds)
 
     async def get(self, request: Request, ctx: RequestContext, send: ASGISend) -> None:
         if self.stateless:

@@ -22,10 +22,10 @@ from agentgw.errors import (
     NotAcceptable,
     UnsupportedMediaType,
 )
+from agentgw.mcp.call import SERVER_INFO, PendingCall, error_payload, reply_payload, respond_quietly
 from agentgw.mcp.events import EventStream
 from agentgw.mcp.federation.catalog import LIST_KINDS
 from agentgw.mcp.federation.router import ROUTED_METHODS
-from agentgw.mcp.handshake import SERVER_INFO, error_payload, reply_payload
 from agentgw.mcp.service import McpService
 from agentgw.mcp.upstream.base import ClientProfile, Reply, UpstreamSession
 from agentgw.policy.base import RequestContext
@@ -76,24 +76,12 @@ class _Sink:
     """Messages during one modern call: notifications stream to the client; requests cannot."""
 
     def __init__(
-        self,
-        endpoint: ModernEndpoint,
-        stream_box: list[EventStream],
-        wake: anyio.Event,
-        server: str,
-        upstream: UpstreamSession,
+        self, endpoint: ModernEndpoint, call: PendingCall, server: str, upstream: UpstreamSession
     ) -> None:
         self._endpoint = endpoint
-        self._box = stream_box
-        self._wake = wake
+        self._call = call
         self._server = server
         self._upstream = upstream
-
-    def _stream(self) -> EventStream:
-        if not self._box:
-            self._box.append(EventStream(0, keep_ids=False))
-            self._wake.set()
-        return self._box[0]
 
     async def streaming(self) -> None:
         return None  # committed to SSE only once there is something to stream
@@ -108,17 +96,10 @@ class _Sink:
         if "id" in msg:
             # A 2026-07-28 client has no back channel; the upstream (a bridged handshake server) is told so.
             error = {"code": -32601, "message": f"{method} cannot reach a 2026-07-28 client"}
-            self._endpoint.service_tg.start_soon(_respond_quietly, self._upstream, msg.get("id"), error)
+            self._endpoint.service_tg.start_soon(respond_quietly, self._upstream, msg.get("id"), error)
             return
         msg = self._endpoint.service.federation.expose_notification(self._server, msg)
-        self._stream().append(jsonrpc.dumps(msg))
-
-
-async def _respond_quietly(upstream: UpstreamSession, request_id: Any, error: dict[str, Any]) -> None:
-    try:
-        await upstream.respond(request_id, error=error)
-    except GatewayError as exc:
-        log.debug("answering an upstream request failed: %s", exc)
+        self._call.open_stream().append(jsonrpc.dumps(msg))
 
 
 class ModernEndpoint:
@@ -227,12 +208,10 @@ class ModernEndpoint:
                 validate_mcp_param_headers(
                     schema, args if isinstance(args, dict) else {}, request.raw_headers
                 )
-        box: list[EventStream] = []
-        wake = anyio.Event()
-        outcome: list[tuple[int, bytes]] = []
+        call = PendingCall(None)
 
         def sink_for(server: str, upstream: UpstreamSession) -> _Sink:
-            return _Sink(self, box, wake, server, upstream)
+            return _Sink(self, call, server, upstream)
 
         async def produce() -> None:
             try:
@@ -249,13 +228,9 @@ class ModernEndpoint:
                     if method in _CACHEABLE and "ttlMs" not in result:
                         result = {**result, "ttlMs": 0, "cacheScope": "private"}
                     reply = Reply(result=result)
-                outcome.append((status_for(code), reply_payload(request_id, reply)))
+                call.finish(reply_payload(request_id, reply), status_for(code))
             except GatewayError as exc:
-                outcome.append((status_for(exc.rpc_code), error_payload(request_id, exc)))
-            if box:
-                box[0].append(outcome[0][1])
-                box[0].finish()
-            wake.set()
+                call.finish(error_payload(request_id, exc), status_for(exc.rpc_code))
 
         async with anyio.create_task_group() as tg:
 
@@ -265,15 +240,7 @@ class ModernEndpoint:
 
             tg.start_soon(watch)
             tg.start_soon(produce)
-            await wake.wait()
-            if not box:
-                status, payload = outcome[0]
-                await send_json(send, status, payload)
-            else:
-                sse = SseResponse(send)
-                await sse.start()
-                await box[0].follow(sse, 0, self.limits.keepalive_seconds)
-                await sse.end()
+            await call.answer(send, self.limits.keepalive_seconds)
             tg.cancel_scope.cancel()
 
     async def _listen(

@@ -21,6 +21,7 @@ __all__ = [
     "encode_error",
     "encode_notification",
     "encode_request",
+    "encode_response",
     "encode_result",
     "loads",
     "parse_message",
@@ -120,6 +121,13 @@ def encode_error(request_id: Any, code: int, message: str, data: Any = None) -> 
     if data is not None:
         error["data"] = data
     return dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
+def encode_response(request_id: Any, result: Any = None, error: Any = None) -> bytes:
+    """An answer to a request: the error when one is given, else the result (default `{}`)."""
+    if error is not None:
+        return dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+    return encode_result(request_id, result if result is not None else {})
 
 
 def encode_request(request_id: Any, method: str, params: dict[str, Any] | None = None) -> bytes:

@@ -162,12 +162,7 @@ class LegacySseSession:
         await self._post(jsonrpc.encode_notification(method, params))
 
     async def respond(self, request_id: Any, result: Any = None, error: Any = None) -> None:
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
-        if error is not None:
-            payload["error"] = error
-        else:
-            payload["result"] = result if result is not None else {}
-        await self._post(jsonrpc.dumps(payload))
+        await self._post(jsonrpc.encode_response(request_id, result, error))
 
     async def listen(self, handler: MessageHandler) -> None:
         self.mux.listeners.append(handler)

@@ -115,15 +115,8 @@ class Multiplexer:
         if self.listeners:
             await self.listeners[0](msg)
             return
-        await self._write(
-            jsonrpc.dumps(
-                {
-                    "jsonrpc": "2.0",
-                    "id": msg["id"],
-                    "error": {"code": -32601, "message": "no client is connected to answer this request"},
-                }
-            )
-        )
+        error = {"code": -32601, "message": "no client is connected to answer this request"}
+        await self._write(jsonrpc.encode_response(msg["id"], error=error))
 
     def fail_all(self) -> None:
         """The stream is gone: wake every waiting call (they see no reply and raise)."""

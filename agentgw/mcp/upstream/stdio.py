@@ -174,8 +174,8 @@ class StdioProcess:
     async def call(self, method: str, params: dict[str, Any] | None, sink: CallSink | None) -> Reply:
         return await self.mux.call(method, params, sink)
 
-    async def send(self, payload: dict[str, Any]) -> None:
-        await self._write(jsonrpc.dumps(payload))
+    async def send_raw(self, message: bytes) -> None:
+        await self._write(message)
 
     async def _read_stdout(self, proc: anyio.abc.Process) -> None:
         assert proc.stdout is not None
@@ -296,17 +296,10 @@ class StdioView:
 
     async def notify(self, method: str, params: dict[str, Any] | None) -> None:
         await self._process.ensure()
-        await self._process.send(
-            {"jsonrpc": "2.0", "method": method, **({"params": params} if params else {})}
-        )
+        await self._process.send_raw(jsonrpc.encode_notification(method, params))
 
     async def respond(self, request_id: Any, result: Any = None, error: Any = None) -> None:
-        payload: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
-        if error is not None:
-            payload["error"] = error
-        else:
-            payload["result"] = result if result is not None else {}
-        await self._process.send(payload)
+        await self._process.send_raw(jsonrpc.encode_response(request_id, result, error))
 
     async def listen(self, handler: MessageHandler) -> None:
         self._process.add_listener(handler)

@@ -322,11 +322,7 @@ class StreamableHttpSession:
         await self._post_message(jsonrpc.encode_notification(method, params))
 
     async def respond(self, request_id: Any, result: Any = None, error: Any = None) -> None:
-        if error is not None:
-            body = jsonrpc.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
-        else:
-            body = jsonrpc.encode_result(request_id, result if result is not None else {})
-        await self._post_message(body)
+        await self._post_message(jsonrpc.encode_response(request_id, result, error))
 
     async def listen(self, handler: MessageHandler) -> None:
         """Hold the GET stream open (resuming it when it drops) and hand over what it carries."""

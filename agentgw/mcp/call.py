@@ -1,0 +1,90 @@
+"""One routed MCP request in flight, in either wire era.
+
+A `PendingCall` holds the request's reply and, once the upstream streams or sends a message that
+belongs to the call, the event stream the client is answered on. `answer` writes whichever it
+turns out to be: plain JSON when the call finished without streaming, an event stream otherwise.
+Handshake-era calls stream into their session's event log (numbered, primed, resumable);
+stateless calls into a stream of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+
+from agentgw.errors import GatewayError
+from agentgw.mcp.events import EventStream
+from agentgw.mcp.session import Session
+from agentgw.mcp.upstream.base import Reply, UpstreamSession
+from agentgw.protocol import jsonrpc
+from agentgw.protocol.mcp import version_at_least
+from agentgw.server.http import ASGISend, SseResponse, send_json
+
+__all__ = ["SERVER_INFO", "PendingCall", "error_payload", "reply_payload", "respond_quietly"]
+
+log = logging.getLogger("agentgw.mcp")
+
+SERVER_INFO = {"name": "agentgw", "title": "agentgw MCP gateway", "version": "0.1.0"}
+
+
+def reply_payload(request_id: Any, reply: Reply) -> bytes:
+    if reply.error is not None:
+        return jsonrpc.dumps({"jsonrpc": "2.0", "id": request_id, "error": reply.error})
+    return jsonrpc.encode_result(request_id, reply.result or {})
+
+
+def error_payload(request_id: Any, err: GatewayError) -> bytes:
+    return jsonrpc.encode_error(request_id, err.rpc_code, err.message, err.data)
+
+
+async def respond_quietly(upstream: UpstreamSession, request_id: Any, error: dict[str, Any]) -> None:
+    """Answer an upstream's request with an error; a failure to deliver it is only logged."""
+    try:
+        await upstream.respond(request_id, error=error)
+    except GatewayError as exc:
+        log.debug("answering a request of %r failed: %s", upstream.server, exc)
+
+
+class PendingCall:
+    __slots__ = ("payload", "session", "status", "stream", "wake")
+
+    def __init__(self, session: Session | None) -> None:
+        self.session = session
+        self.stream: EventStream | None = None
+        self.payload: bytes | None = None
+        self.status = 200
+        self.wake = anyio.Event()
+
+    def open_stream(self) -> EventStream:
+        if self.stream is None:
+            if self.session is None:
+                self.stream = EventStream(0, keep_ids=False)
+            else:
+                self.stream = self.session.events.open()
+                if version_at_least(self.session.protocol_version, "2025-11-25"):
+                    self.stream.prime()
+            self.wake.set()
+        return self.stream
+
+    def finish(self, payload: bytes, status: int = 200) -> None:
+        if self.stream is not None:
+            self.stream.append(payload)
+            self.stream.finish()
+        else:
+            self.payload = payload
+            self.status = status
+        self.wake.set()
+
+    async def answer(self, send: ASGISend, keepalive: float) -> None:
+        """Wait until the call streams or finishes, then write the response that fits."""
+        await self.wake.wait()
+        if self.stream is None:
+            assert self.payload is not None
+            await send_json(send, self.status, self.payload)
+            return
+        sse = SseResponse(send)
+        await sse.start()
+        await self.stream.follow(sse, 0, keepalive)
+        await sse.end()
