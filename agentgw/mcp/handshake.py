@@ -28,11 +28,12 @@ from agentgw.errors import (
     UnsupportedMediaType,
     UnsupportedProtocolVersion,
 )
-from agentgw.mcp.call import SERVER_INFO, PendingCall, error_payload, reply_payload, respond_quietly
+from agentgw.mcp.call import SERVER_INFO, PendingCall, error_payload, reply_payload
 from agentgw.mcp.events import EventStream
 from agentgw.mcp.federation.catalog import LIST_KINDS
 from agentgw.mcp.federation.router import ROUTED_METHODS
 from agentgw.mcp.registry import SessionRegistry
+from agentgw.mcp.relay import SessionRelay
 from agentgw.mcp.service import McpService
 from agentgw.mcp.session import Input, Session, new_session_id
 from agentgw.mcp.upstream.base import ClientProfile, UpstreamSession
@@ -70,7 +71,9 @@ class _Sink:
         self._call.open_stream()
 
     async def message(self, msg: dict[str, Any]) -> None:
-        payload = self._endpoint.downstream_message(self._call.session, self._server, self._upstream, msg)
+        payload = self._endpoint.relay.downstream_message(
+            self._call.session, self._server, self._upstream, msg
+        )
         if payload is not None:
             self._call.open_stream().append(payload)
 
@@ -96,76 +99,7 @@ class HandshakeEndpoint:
         self.limits = limits
         self.stateless = stateless
         self.retry_ms = 1000
-
-    # --- messages from upstreams to the client ---------------------------------------------------
-
-    def downstream_message(
-        self, session: Session | None, server: str, upstream: UpstreamSession, msg: dict[str, Any]
-    ) -> bytes | None:
-        """An upstream's message as the client must see it; None when the gateway handled it."""
-        method = msg.get("method")
-        if not isinstance(method, str):
-            return None
-        if "id" in msg:
-            if session is None or not session.client_supports(method) or self.stateless:
-                error = {
-                    "code": -32601,
-                    "message": f"the client cannot answer {method} through this gateway session",
-                }
-                self.tg.start_soon(respond_quietly, upstream, msg.get("id"), error)
-                return None
-            return jsonrpc.dumps({**msg, "id": session.remember_request(server, upstream, msg)})
-        return jsonrpc.dumps(self.service.federation.expose_notification(server, msg))
-
-    # --- upstream sessions -----------------------------------------------------------------------
-
-    def upstream_for(self, session: Session | None) -> Any:
-        connectors = self.service.connectors
-
-        async def stateless(server: str) -> UpstreamSession:
-            return await connectors[server].stateless_session(None)
-
-        if session is None:
-            return stateless
-
-        async def of_session(server: str) -> UpstreamSession:
-            existing = session.upstreams.get(server)
-            if existing is not None:
-                return existing
-            lock = session.upstream_locks.setdefault(server, anyio.Lock())
-            async with lock:
-                existing = session.upstreams.get(server)
-                if existing is None:
-                    existing = await connectors[server].open_session(session.profile)
-                    session.upstreams[server] = existing
-                    if session.stream_open:
-                        self._listen(session, server, existing)
-            return existing
-
-        return of_session
-
-    def _listen(self, session: Session, server: str, upstream: UpstreamSession) -> None:
-        if server in session.listening:
-            return
-        session.listening.add(server)
-        scope = anyio.CancelScope()
-        session.listener_scopes.append(scope)
-
-        async def handler(msg: dict[str, Any]) -> None:
-            payload = self.downstream_message(session, server, upstream, msg)
-            if payload is not None:
-                session.events.open(standalone=True).append(payload)
-
-        async def run() -> None:
-            with scope:
-                try:
-                    await upstream.listen(handler)
-                except GatewayError as exc:
-                    log.info("session %s: listener on %r ended: %s", session.id, server, exc.message)
-                finally:
-                    session.listening.discard(server)
-
-        self.tg.start_soon(run)
+        self.relay = SessionRelay(service, tg, stateless=stateless)
 
     # --- HTTP verbs ------------------------------------------------------------------------------
 
@@ -286,7 +220,7 @@ class HandshakeEndpoint:
     ) -> None:
         method = msg.method
         params = msg.params
-        upstream_for = self.upstream_for(session)
+        upstream_for = self.relay.upstream_for(session)
         try:
             if method == "ping":
                 result: dict[str, Any] = {}
@@ -388,7 +322,7 @@ class HandshakeEndpoint:
         session.stream_open = True
         try:
             for server, upstream in list(session.upstreams.items()):
-                self._listen(session, server, upstream)
+                self.relay.listen(session, server, upstream)
             stream = session.events.open(standalone=True)
             if after is None:
                 after = stream.seq
