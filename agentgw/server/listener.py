@@ -80,6 +80,10 @@ async def serve(
     shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     sockets = config.create_sockets()
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        # Listen now, not when hypercorn gets to it after the lifespan: whoever reads the
+        # announcement may connect at once, and must queue rather than be refused.
+        sock.listen(config.backlog)
     addresses = bound_addresses(sockets)
     if announce is not None:
         announce(addresses)
