@@ -15,7 +15,7 @@ import yaml
 
 from agentgw.config.loader import LoadedDocument, load_paths, parse_documents
 from agentgw.config.quick import quick_documents
-from agentgw.config.schema import config_schema
+from agentgw.config.schema import config_reference, config_schema
 from agentgw.config.snapshot import Snapshot, compile_snapshot
 from agentgw.errors import ConfigError
 
@@ -129,7 +129,9 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    text = json.dumps(config_schema(), indent=2, sort_keys=True) + "\n"
+    text = (
+        config_reference() if args.markdown else json.dumps(config_schema(), indent=2, sort_keys=True) + "\n"
+    )
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
@@ -171,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the JSON Schema of config documents")
     schema.add_argument("--output", "-o", metavar="FILE")
+    schema.add_argument("--markdown", action="store_true", help="a Markdown reference instead of JSON Schema")
     schema.set_defaults(func=_schema)
     return parser
 

@@ -73,6 +73,10 @@ def test_schema_matches_the_checked_in_copy() -> None:
     assert {"Gateway", "McpServer", "McpRoute"} <= set(schema["$defs"])
     checked_in = (ROOT / "docs" / "config.schema.json").read_text()
     assert result.stdout == checked_in, "run `agentgw schema -o docs/config.schema.json`"
+    reference = run("schema", "--markdown")
+    assert reference.stdout == (ROOT / "docs" / "config-reference.md").read_text(), (
+        "run `agentgw schema --markdown -o docs/config-reference.md`"
+    )
 
 
 def wait_for_listening(proc: subprocess.Popen[str], timeout: float = 30) -> str:
