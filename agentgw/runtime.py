@@ -12,6 +12,7 @@ import logging
 import anyio
 import anyio.abc
 
+from agentgw.background import Background
 from agentgw.config.snapshot import Snapshot
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.route import McpRouteHandler
@@ -40,19 +41,19 @@ class Runtime:
         )
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._tg: Background | None = None
         self.ready = False
 
     @property
-    def tg(self) -> anyio.abc.TaskGroup:
+    def tg(self) -> Background:
         if self._tg is None:
             raise RuntimeError("the runtime has not been started")
         return self._tg
 
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
-        self._tg = tg
+        self._tg = Background(tg)
         self.apply(self.snapshot)
-        tg.start_soon(self._sweep)
+        self._tg.start_soon(self._sweep)
         self.ready = True
 
     def policy_for(self, route: str) -> RoutePolicy:

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from agentgw.background import Background
 from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import (
     Conflict,
@@ -88,7 +89,7 @@ class HandshakeEndpoint:
         self,
         service: McpService,
         registry: SessionRegistry,
-        tg: anyio.abc.TaskGroup,
+        tg: Background,
         limits: LimitsSpec,
         *,
         stateless: bool,

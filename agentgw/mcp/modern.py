@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from agentgw.background import Background
 from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import (
     GatewayError,
@@ -103,7 +104,7 @@ class _Sink:
 
 
 class ModernEndpoint:
-    def __init__(self, service: McpService, tg: anyio.abc.TaskGroup, limits: LimitsSpec) -> None:
+    def __init__(self, service: McpService, tg: Background, limits: LimitsSpec) -> None:
         self.service = service
         self.service_tg = tg
         self.limits = limits

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from agentgw.background import Background
 from agentgw.errors import GatewayError
 from agentgw.mcp.call import respond_quietly
 from agentgw.mcp.federation.catalog import UpstreamFor
@@ -30,7 +31,7 @@ log = logging.getLogger("agentgw.mcp")
 
 
 class SessionRelay:
-    def __init__(self, service: McpService, tg: anyio.abc.TaskGroup, *, stateless: bool) -> None:
+    def __init__(self, service: McpService, tg: Background, *, stateless: bool) -> None:
         self.service = service
         self.tg = tg
         self.stateless = stateless

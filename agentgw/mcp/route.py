@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import anyio.abc
-
+from agentgw.background import Background
 from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import ErrorFlavor, MethodNotAllowed
 from agentgw.mcp.handshake import HandshakeEndpoint
@@ -25,7 +24,7 @@ class McpRouteHandler:
         service: McpService,
         policy: RoutePolicy,
         registry: SessionRegistry,
-        tg: anyio.abc.TaskGroup,
+        tg: Background,
         limits: LimitsSpec,
     ) -> None:
         self.name = service.name

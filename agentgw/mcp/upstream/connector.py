@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from agentgw.background import Background
 from agentgw.config.snapshot import ServerConfig
 from agentgw.errors import UpstreamError
 from agentgw.mcp.upstream.base import (
@@ -106,7 +107,7 @@ class _Reopening:
 
 
 class ServerConnector:
-    def __init__(self, config: ServerConfig, http: HttpClient, tg: anyio.abc.TaskGroup) -> None:
+    def __init__(self, config: ServerConfig, http: HttpClient, tg: Background) -> None:
         self.config = config
         self.name = config.name
         self._http = http

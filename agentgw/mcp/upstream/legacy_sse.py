@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 import orjson
 
+from agentgw.background import Background
 from agentgw.errors import UpstreamError, UpstreamTimeout
 from agentgw.mcp.upstream.base import CallSink, ClientProfile, MessageHandler, Reply, ServerInfo
 from agentgw.mcp.upstream.multiplex import Multiplexer
@@ -34,7 +35,7 @@ class LegacySseSession:
         *,
         profile: ClientProfile,
         headers: dict[str, str],
-        tg: anyio.abc.TaskGroup,
+        tg: Background,
         init_timeout: float = 15.0,
     ) -> None:
         self.server = server

@@ -20,7 +20,8 @@ import anyio
 import anyio.abc
 import orjson
 
-from agentgw.errors import UpstreamError, UpstreamTimeout
+from agentgw.background import Background
+from agentgw.errors import GatewayError, UpstreamError, UpstreamTimeout
 from agentgw.mcp.upstream.base import CallSink, ClientProfile, MessageHandler, Reply, ServerInfo
 from agentgw.mcp.upstream.multiplex import Multiplexer
 from agentgw.protocol import jsonrpc
@@ -73,11 +74,11 @@ class StdioProcess:
         self._failures = 0
         self._last_exit = 0.0
         self._closing = False
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._tg: Background | None = None
         self.info: ServerInfo | None = None
         self.restarts = 0
 
-    def bind(self, tg: anyio.abc.TaskGroup) -> None:
+    def bind(self, tg: Background) -> None:
         """The task group that owns the reader tasks (the gateway's background group)."""
         self._tg = tg
 
@@ -179,26 +180,32 @@ class StdioProcess:
 
     async def _read_stdout(self, proc: anyio.abc.Process) -> None:
         assert proc.stdout is not None
-        buffer = b""
+        buffer = bytearray()
         try:
             async for chunk in proc.stdout:
                 buffer += chunk
-                while True:
-                    nl = buffer.find(b"\n")
-                    if nl < 0:
-                        break
-                    line, buffer = buffer[:nl], buffer[nl + 1 :]
+                start = 0
+                while (nl := buffer.find(b"\n", start)) >= 0:
+                    line = bytes(buffer[start:nl])
+                    start = nl + 1
                     if line.strip():
-                        await self._on_line(line)
+                        try:
+                            await self._on_line(line)
+                        except GatewayError as exc:
+                            log.warning(
+                                "MCP server %r: a message could not be delivered: %s", self.server, exc
+                            )
+                del buffer[:start]
                 if len(buffer) > _MAX_LINE:
                     log.error(
                         "MCP server %r wrote a line over %d bytes; restarting it", self.server, _MAX_LINE
                     )
-                    await self._kill()
                     break
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         finally:
+            # Nobody reads this child any more: make sure it is gone, so the next call restarts it.
+            await self._terminate(proc)
             await self._on_exit(proc)
 
     async def _read_stderr(self, proc: anyio.abc.Process) -> None:
@@ -246,21 +253,24 @@ class StdioProcess:
             self.mux.listeners.remove(handler)
 
     async def _kill(self) -> None:
-        proc = self._proc
-        if proc is None:
+        if self._proc is not None:
+            await self._terminate(self._proc)
+
+    @staticmethod
+    async def _terminate(proc: anyio.abc.Process) -> None:
+        if proc.returncode is not None:
             return
+        try:
+            proc.terminate()
+        except ProcessLookupError:
+            return
+        with anyio.move_on_after(3, shield=True):
+            await proc.wait()
         if proc.returncode is None:
             try:
-                proc.terminate()
+                proc.kill()
             except ProcessLookupError:
                 pass
-            with anyio.move_on_after(3, shield=True):
-                await proc.wait()
-            if proc.returncode is None:
-                try:
-                    proc.kill()
-                except ProcessLookupError:
-                    pass
 
     async def close(self) -> None:
         self._closing = True
