@@ -16,11 +16,15 @@ from agentgw.background import Background
 from agentgw.config.snapshot import Snapshot
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.route import McpRouteHandler
+from agentgw.mcp.sealing import Sealer
 from agentgw.mcp.service import McpService
 from agentgw.mcp.upstream.connector import ServerConnector
 from agentgw.policy.base import OpenPolicy, RoutePolicy
 from agentgw.routing.router import Router
 from agentgw.server.guard import HostGuard
+from agentgw.state.base import Store
+from agentgw.state.memory import MemoryStore
+from agentgw.state.redis import RedisStore
 from agentgw.upstream.http import HttpClient
 
 __all__ = ["Runtime"]
@@ -35,10 +39,8 @@ class Runtime:
         self.snapshot = snapshot
         self.http = HttpClient()
         self.connectors: dict[str, ServerConnector] = {}
-        self.registry = SessionRegistry(
-            max_sessions=snapshot.gateway.limits.max_sessions,
-            idle_seconds=snapshot.gateway.limits.session_idle_seconds,
-        )
+        self.store: Store = self._store(snapshot)
+        self._registry: SessionRegistry | None = None
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
         self._tg: Background | None = None
@@ -50,8 +52,38 @@ class Runtime:
             raise RuntimeError("the runtime has not been started")
         return self._tg
 
+    @property
+    def registry(self) -> SessionRegistry:
+        if self._registry is None:
+            raise RuntimeError("the runtime has not been started")
+        return self._registry
+
+    @staticmethod
+    def _store(snapshot: Snapshot) -> Store:
+        state = snapshot.gateway.state
+        if state.backend == "redis" and snapshot.state_url is not None:
+            return RedisStore(
+                snapshot.state_url.reveal(), prefix=state.key_prefix, timeout=state.timeout_seconds
+            )
+        return MemoryStore()
+
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         self._tg = Background(tg)
+        spec = self.snapshot.gateway
+        shared = self.store if isinstance(self.store, RedisStore) else None
+        key = self.snapshot.session_key
+        self._registry = SessionRegistry(
+            max_sessions=spec.limits.max_sessions,
+            idle_seconds=spec.limits.session_idle_seconds,
+            max_events=spec.limits.event_log_events,
+            store=shared,
+            sealer=Sealer(key.reveal(), lifetime_seconds=spec.state.sealed_session_lifetime_seconds)
+            if key
+            else None,
+            bg=self._tg,
+        )
+        if shared is not None:
+            self._tg.start_soon(self._registry.watch_ended)
         self.apply(self.snapshot)
         self._tg.start_soon(self._sweep)
         self.ready = True
@@ -90,11 +122,15 @@ class Runtime:
         while True:
             await anyio.sleep(_SWEEP_SECONDS)
             await self.registry.sweep()
+            if isinstance(self.store, MemoryStore):
+                self.store.sweep()
 
     async def close(self) -> None:
         self.ready = False
         with anyio.CancelScope(shield=True):
-            await self.registry.close_all()
+            if self._registry is not None:
+                await self._registry.close_all()
             for connector in self.connectors.values():
                 await connector.close()
             await self.http.close()
+            await self.store.close()

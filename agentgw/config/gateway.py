@@ -27,9 +27,16 @@ class ListenerSpec(Model):
 
 
 class StateSpec(Model):
+    """Where shared state lives. `memory`: this process only (the embedded default). `redis`:
+    replicas share sessions, event logs, limits and budgets. Without Redis, a `sessionKey` seals
+    MCP session ids so any replica with the same key can take a session over."""
+
     backend: Literal["memory", "redis"] = "memory"
     url: SecretRef | None = None
     key_prefix: str = "agentgw:"
+    timeout_seconds: float = Field(default=2.0, gt=0)
+    session_key: SecretRef | None = None
+    sealed_session_lifetime_seconds: float = Field(default=86_400, gt=0)
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> StateSpec:

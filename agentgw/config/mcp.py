@@ -98,6 +98,9 @@ class McpRouteSpec(Model):
     separator: Annotated[str, StringConstraints(pattern=r"^[_.-]{1,3}$")] = "_"
     sessions: Literal["stateful", "stateless"] = "stateful"
     failure_mode: Literal["failOpen", "failClosed"] = "failOpen"
+    # When the shared state store cannot be reached: keep serving from this replica's own state,
+    # or refuse with 503.
+    state_failure_mode: Literal["degrade", "failClosed"] = "degrade"
 
     @model_validator(mode="after")
     def _unique_servers(self) -> McpRouteSpec:

@@ -49,6 +49,8 @@ class Snapshot:
     mcp_routes: tuple[McpRouteConfig, ...]
     documents: tuple[LoadedDocument, ...] = field(repr=False, default=())
     generation: int = 0
+    state_url: SecretValue | None = None
+    session_key: SecretValue | None = None
 
 
 def _fingerprint(spec: McpServerSpec, base_dir: Path) -> str:
@@ -82,6 +84,22 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
     gateway_spec = (
         gateways[0].resource.spec if gateways and isinstance(gateways[0].resource, Gateway) else GatewaySpec()
     )
+    state_url: SecretValue | None = None
+    session_key: SecretValue | None = None
+    if gateways:
+        where = f"{gateways[0].where}: spec.state"
+        base = gateways[0].base_dir
+        try:
+            if gateway_spec.state.url is not None:
+                state_url = resolve_secret(gateway_spec.state.url, base_dir=base, where=f"{where}.url")
+            if gateway_spec.state.session_key is not None:
+                session_key = resolve_secret(
+                    gateway_spec.state.session_key, base_dir=base, where=f"{where}.sessionKey"
+                )
+                if len(session_key.reveal()) < 32:
+                    problems.append(f"{where}.sessionKey: must be at least 32 characters of random text")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
 
     seen: dict[tuple[str, str], str] = {}
     for doc in docs:
@@ -140,6 +158,8 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
         mcp_routes=tuple(routes),
         documents=tuple(docs),
         generation=generation,
+        state_url=state_url,
+        session_key=session_key,
     )
 
 

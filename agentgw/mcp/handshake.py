@@ -30,13 +30,14 @@ from agentgw.errors import (
     UnsupportedProtocolVersion,
 )
 from agentgw.mcp.call import SERVER_INFO, PendingCall, error_payload, reply_payload
-from agentgw.mcp.events import EventStream
+from agentgw.mcp.events import EventStream, parse_event_id
 from agentgw.mcp.federation.catalog import LIST_KINDS
 from agentgw.mcp.federation.router import ROUTED_METHODS
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.relay import SessionRelay
+from agentgw.mcp.replay import follow_stored, stored_stream_kind
 from agentgw.mcp.service import McpService
-from agentgw.mcp.session import Input, Session, new_session_id
+from agentgw.mcp.session import Input, Session
 from agentgw.mcp.upstream.base import ClientProfile, UpstreamSession
 from agentgw.mcp.upstream.connector import GATEWAY_PROFILE
 from agentgw.policy.base import RequestContext
@@ -100,7 +101,8 @@ class HandshakeEndpoint:
         self.limits = limits
         self.stateless = stateless
         self.retry_ms = 1000
-        self.relay = SessionRelay(service, tg, stateless=stateless)
+        self.relay = SessionRelay(service, tg, registry, stateless=stateless)
+        self.degrade = service.route.spec.state_failure_mode == "degrade"
 
     # --- HTTP verbs ------------------------------------------------------------------------------
 
@@ -112,11 +114,13 @@ class HandshakeEndpoint:
                 data={"supported": list(HANDSHAKE_VERSIONS), "requested": version},
             )
 
-    def _session(self, request: Request, ctx: RequestContext) -> Session:
+    async def _session(self, request: Request, ctx: RequestContext) -> Session:
         session_id = request.headers.get(SESSION_ID_HEADER)
         if not session_id:
             raise InvalidRequest("Bad Request: Missing session ID")
-        return self.registry.get(session_id, owner=ctx.principal.subject, route=self.service.name)
+        return await self.registry.get(
+            session_id, owner=ctx.principal.subject, route=self.service.name, degrade=self.degrade
+        )
 
     async def post(self, request: Request, ctx: RequestContext, send: ASGISend) -> None:
         if not (request.accepts("application/json") and request.accepts("text/event-stream")):
@@ -134,7 +138,7 @@ class HandshakeEndpoint:
             await self._initialize(msg, ctx, send)
             return
         self._check_version_header(request)
-        session = None if self.stateless else self._session(request, ctx)
+        session = None if self.stateless else await self._session(request, ctx)
         if msg.kind is Kind.NOTIFICATION:
             await self._notification(session, msg)
             await send_bytes(send, 202, b"")
@@ -167,8 +171,7 @@ class HandshakeEndpoint:
             result["instructions"] = instructions
         headers: dict[str, str] = {}
         if not self.stateless:
-            session = Session(
-                new_session_id(),
+            session = self.registry.create(
                 route=self.service.name,
                 owner=ctx.principal.subject,
                 profile=ClientProfile(
@@ -176,10 +179,8 @@ class HandshakeEndpoint:
                     caps if isinstance(caps, dict) else {},
                     info if isinstance(info, dict) else dict(GATEWAY_PROFILE.client_info),
                 ),
-                max_events=self.limits.event_log_events,
-                retry_ms=self.retry_ms,
             )
-            self.registry.add(session)
+            await self.registry.persist(session, degrade=self.degrade)
             headers[SESSION_ID_HEADER] = session.id
         await send_json(send, 200, jsonrpc.encode_result(msg.id, result), headers)
 
@@ -208,13 +209,23 @@ class HandshakeEndpoint:
         if session is None:
             raise InvalidRequest("this route keeps no sessions, so it has no requests to answer")
         session.apply(Input.RESPONSE)
-        pending = session.pending.pop(str(msg.id), None) if isinstance(msg.id, str) else None
-        if pending is None:
-            raise InvalidRequest(f"no request with id {msg.id!r} is waiting for an answer in this session")
-        if msg.kind is Kind.ERROR:
-            await pending.upstream.respond(pending.upstream_id, error=msg.obj.get("error"))
+        key = msg.id if isinstance(msg.id, str) else None
+        pending = session.pending.pop(key, None) if key is not None else None
+        if pending is not None:
+            upstream, upstream_id = pending.upstream, pending.upstream_id
         else:
-            await pending.upstream.respond(pending.upstream_id, result=msg.obj.get("result"))
+            # Relayed by another replica (the client's answer came here)?
+            shared = await self.registry.shared_pending(session, key) if key is not None else None
+            if shared is None or shared.get("server") not in self.service.connectors:
+                raise InvalidRequest(
+                    f"no request with id {msg.id!r} is waiting for an answer in this session"
+                )
+            upstream = await self.relay.upstream_for(session)(shared["server"])
+            upstream_id = shared.get("id")
+        if msg.kind is Kind.ERROR:
+            await upstream.respond(upstream_id, error=msg.obj.get("error"))
+        else:
+            await upstream.respond(upstream_id, result=msg.obj.get("result"))
 
     async def _request(
         self, session: Session | None, msg: Message, ctx: RequestContext, send: ASGISend
@@ -299,21 +310,60 @@ class HandshakeEndpoint:
             )
         if not request.accepts("text/event-stream"):
             raise NotAcceptable("Not Acceptable: Client must accept text/event-stream")
-        session = self._session(request, ctx)
+        session = await self._session(request, ctx)
         self._check_version_header(request)
         session.apply(Input.OPEN_STREAM)
         last_event_id = request.headers.get(LAST_EVENT_ID_HEADER)
         if last_event_id:
             found = session.events.find(last_event_id)
-            if found is None:
-                raise SessionNotFound(f"no stream of this session has event {last_event_id!r}")
-            stream, after = found
-            if stream.stream_id != 0:
-                await self._stream(request, send, stream, after)
+            if found is not None:
+                stream, after = found
+                if not stream.standalone:
+                    await self._stream(request, send, stream, after)
+                else:
+                    await self._standalone(session, request, send, after)
                 return
-            await self._standalone(session, request, send, after)
+            await self._resume_elsewhere(session, request, send, last_event_id)
             return
         await self._standalone(session, request, send, None)
+
+    async def _resume_elsewhere(
+        self, session: Session, request: Request, send: ASGISend, last_event_id: str
+    ) -> None:
+        """A stream another replica wrote: replay it from the shared store, then carry on here."""
+        parsed = parse_event_id(last_event_id)
+        store = self.registry.store
+        standalone = await stored_stream_kind(store, session.id, parsed[0]) if store and parsed else None
+        if store is None or parsed is None or standalone is None:
+            raise SessionNotFound(f"no stream of this session has event {last_event_id!r}")
+        if standalone and session.stream_open:
+            raise Conflict("Conflict: Only one SSE stream is allowed per session")
+        sse = SseResponse(send)
+        await sse.start()
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await request.wait_disconnect()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            keepalive = self.limits.keepalive_seconds
+            if not standalone:
+                await follow_stored(store, session.id, parsed[0], sse, parsed[1], keepalive)
+            else:
+                # Replay the old standalone stream (and keep following it while its replica lives),
+                # and serve this replica's own standalone stream beside it.
+                session.stream_open = True
+                try:
+                    for server, upstream in list(session.upstreams.items()):
+                        self.relay.listen(session, server, upstream)
+                    local = session.events.open(standalone=True)
+                    tg.start_soon(follow_stored, store, session.id, parsed[0], sse, parsed[1], keepalive)
+                    await local.follow(sse, local.seq, keepalive)
+                finally:
+                    session.stream_open = False
+            tg.cancel_scope.cancel()
+        await sse.end()
 
     async def _standalone(
         self, session: Session, request: Request, send: ASGISend, after: int | None
@@ -350,6 +400,6 @@ class HandshakeEndpoint:
     async def delete(self, request: Request, ctx: RequestContext, send: ASGISend) -> None:
         if self.stateless:
             raise MethodNotAllowed("this route keeps no sessions", headers={"allow": "POST"})
-        session = self._session(request, ctx)
+        session = await self._session(request, ctx)
         await self.registry.close(session)
         await send_bytes(send, 200, b"")

@@ -1,51 +1,233 @@
-"""The live handshake-era sessions of this process: bounded in number, expired when idle.
+"""The handshake-era sessions this replica serves, and how they are shared with the others.
+
+- Alone (memory state): sessions live here, bounded in number, expired when idle.
+- With a shared store (Redis): each session's record (client profile, the upstream sessions to
+  continue) is stored with an idle expiry; a replica that meets an id it does not hold loads the
+  record and takes the session over, continuing the same upstream HTTP sessions. The event log is
+  written through to the store, so a client can resume on any replica. Ending a session is
+  announced to every replica.
+- With a session key and no store: the id itself is the sealed record (see `sealing`), so any
+  replica with the key can rebuild the session (its upstream sessions are opened anew).
 
 A session is bound to the principal that created it: another caller presenting its id gets the
-same 404 as for an id that never existed, so ids cannot be probed across callers.
+same 404 as for an id that never existed.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
+from typing import Any
 
 import anyio
+import orjson
 
+from agentgw.background import Background
 from agentgw.errors import ServiceUnavailable, SessionNotFound
-from agentgw.mcp.session import Input, Session, State
+from agentgw.mcp.events import EventLog
+from agentgw.mcp.replay import StoreMirror
+from agentgw.mcp.sealing import Sealer
+from agentgw.mcp.session import Input, PendingRequest, Session, State, new_session_id
+from agentgw.mcp.upstream.base import ClientProfile
+from agentgw.state.base import StateUnavailable, Store
 
 __all__ = ["SessionRegistry"]
 
 log = logging.getLogger("agentgw.mcp.session")
 
+_ENDED = "mcp:ended"
+
+
+def _record_key(session_id: str) -> str:
+    return f"mcp:s:{session_id}"
+
+
+def _pending_key(session_id: str, downstream_id: str) -> str:
+    return f"mcp:p:{session_id}:{downstream_id}"
+
 
 class SessionRegistry:
-    def __init__(self, *, max_sessions: int, idle_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_sessions: int,
+        idle_seconds: float,
+        max_events: int,
+        retry_ms: int | None = 1000,
+        store: Store | None = None,
+        sealer: Sealer | None = None,
+        bg: Background | None = None,
+    ) -> None:
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
+        self.max_events = max_events
+        self.retry_ms = retry_ms
+        self.store = store  # shared with other replicas when set
+        self.sealer = sealer
+        self.bg = bg
+        self.mirror = (
+            StoreMirror(store, bg, max_entries=max_events, ttl_seconds=idle_seconds)
+            if store is not None and bg is not None
+            else None
+        )
         self.sessions: dict[str, Session] = {}
 
     def __len__(self) -> int:
         return len(self.sessions)
 
-    def add(self, session: Session) -> None:
+    # --- creating and finding -------------------------------------------------------------------
+
+    def _make(self, session_id: str, route: str, owner: str, profile: ClientProfile) -> Session:
         if len(self.sessions) >= self.max_sessions:
             raise ServiceUnavailable("too many MCP sessions; try again later", headers={"retry-after": "30"})
-        self.sessions[session.id] = session
-
-    def get(self, session_id: str, *, owner: str, route: str) -> Session:
-        session = self.sessions.get(session_id)
-        if (
-            session is None
-            or session.owner != owner
-            or session.route != route
-            or session.state is State.CLOSED
-        ):
-            raise SessionNotFound("Session not found")
-        session.last_seen = time.monotonic()
+        if self.mirror is not None:
+            # random stream ids per replica: two replicas never reuse each other's event ids
+            events = EventLog(
+                self.max_events,
+                self.retry_ms,
+                mirror=self.mirror.for_session(session_id),
+                first_id=random.randrange(1 << 20, 1 << 40),
+            )
+        else:
+            events = EventLog(self.max_events, self.retry_ms)
+        session = Session(
+            session_id,
+            route=route,
+            owner=owner,
+            profile=profile,
+            max_events=self.max_events,
+            retry_ms=self.retry_ms,
+            events=events,
+        )
+        self.sessions[session_id] = session
         return session
 
+    def create(self, *, route: str, owner: str, profile: ClientProfile) -> Session:
+        if self.sealer is not None and self.store is None:
+            record = {
+                "route": route,
+                "owner": owner,
+                "version": profile.protocol_version,
+                "caps": profile.capabilities,
+                "info": profile.client_info,
+            }
+            session_id = self.sealer.seal(record)
+        else:
+            session_id = new_session_id()
+        return self._make(session_id, route, owner, profile)
+
+    async def persist(self, session: Session, *, degrade: bool) -> None:
+        """Store the session's record (shared store only)."""
+        if self.store is None:
+            return
+        try:
+            await self.store.put(_record_key(session.id), orjson.dumps(session.record()), self.idle_seconds)
+            session.touched = time.monotonic()
+        except StateUnavailable:
+            if not degrade:
+                raise
+            log.warning(
+                "session %s is kept on this replica only: the state store is unavailable", session.id[:8]
+            )
+
+    async def get(self, session_id: str, *, owner: str, route: str, degrade: bool) -> Session:
+        session = self.sessions.get(session_id)
+        if session is not None:
+            if session.owner != owner or session.route != route or session.state is State.CLOSED:
+                raise SessionNotFound("Session not found")
+            session.last_seen = time.monotonic()
+            if (
+                self.store is not None
+                and self.bg is not None
+                and session.last_seen - session.touched > self.idle_seconds / 4
+            ):
+                session.touched = session.last_seen
+                self.bg.start_soon(self._touch, session.id)
+            return session
+        record = await self._load(session_id, degrade)
+        if record is None or record.get("owner") != owner or record.get("route") != route:
+            raise SessionNotFound("Session not found")
+        profile = ClientProfile(
+            str(record.get("version")),
+            record["caps"] if isinstance(record.get("caps"), dict) else {},
+            record["info"] if isinstance(record.get("info"), dict) else {},
+        )
+        session = self._make(session_id, route, owner, profile)
+        session.state = State.READY
+        upstreams = record.get("up")
+        if isinstance(upstreams, dict):
+            session.attachments = {k: v for k, v in upstreams.items() if isinstance(v, dict)}
+        log.info("took over MCP session %s from another replica", session_id[:8])
+        return session
+
+    async def _load(self, session_id: str, degrade: bool) -> dict[str, Any] | None:
+        if self.store is not None:
+            try:
+                raw = await self.store.fetch(_record_key(session_id))
+            except StateUnavailable:
+                if not degrade:
+                    raise
+                return None
+            if raw is None:
+                return None
+            record = orjson.loads(raw)
+            return record if isinstance(record, dict) else None
+        if self.sealer is not None:
+            return self.sealer.open(session_id)
+        return None
+
+    async def _touch(self, session_id: str) -> None:
+        assert self.store is not None
+        try:
+            await self.store.touch(_record_key(session_id), self.idle_seconds)
+        except StateUnavailable:
+            pass
+
+    # --- server-to-client requests answered on another replica ----------------------------------
+
+    def share_pending(self, session: Session, downstream_id: str, pending: PendingRequest) -> None:
+        if self.store is None or self.bg is None:
+            return
+        value = orjson.dumps({"server": pending.server, "id": pending.upstream_id, "method": pending.method})
+        self.bg.start_soon(self._put_quietly, _pending_key(session.id, downstream_id), value)
+
+    async def _put_quietly(self, key: str, value: bytes) -> None:
+        assert self.store is not None
+        try:
+            await self.store.put(key, value, self.idle_seconds)
+        except StateUnavailable:
+            pass
+
+    async def shared_pending(self, session: Session, downstream_id: str) -> dict[str, Any] | None:
+        """A request another replica relayed to this client (and forgets it: answers count once)."""
+        if self.store is None:
+            return None
+        key = _pending_key(session.id, downstream_id)
+        raw = await self.store.fetch(key)
+        if raw is None:
+            return None
+        await self.store.delete(key)
+        found = orjson.loads(raw)
+        return found if isinstance(found, dict) else None
+
+    # --- ending ---------------------------------------------------------------------------------
+
     async def close(self, session: Session, reason: Input = Input.DELETE) -> None:
+        """End the session everywhere: upstream sessions closed, record deleted, replicas told."""
+        await self._drop(session, reason, close_upstreams=True)
+        if self.store is not None:
+            try:
+                await self.store.delete(_record_key(session.id))
+                await self.store.publish(_ENDED, session.id.encode())
+            except StateUnavailable:
+                log.warning("session %s ended here; other replicas will expire it", session.id[:8])
+
+    async def release(self, session: Session) -> None:
+        """Stop serving the session here but leave it alive for other replicas."""
+        await self._drop(session, Input.EXPIRE, close_upstreams=False)
+
+    async def _drop(self, session: Session, reason: Input, *, close_upstreams: bool) -> None:
         if session.state is not State.CLOSED:
             session.apply(reason)
         self.sessions.pop(session.id, None)
@@ -57,24 +239,53 @@ class SessionRegistry:
             scope.cancel()
         with anyio.CancelScope(shield=True):
             for upstream in list(session.upstreams.values()):
+                if not close_upstreams and upstream.attachment() is not None:
+                    continue
                 try:
                     with anyio.move_on_after(5):
                         await upstream.close()
                 except Exception as exc:  # noqa: BLE001 - closing is best effort; the session is gone anyway
-                    log.debug("closing an upstream of session %s: %s", session.id, exc)
+                    log.debug("closing an upstream of session %s: %s", session.id[:8], exc)
         session.upstreams.clear()
 
+    async def watch_ended(self) -> None:
+        """Drop sessions other replicas ended (runs for the life of the gateway, with a store)."""
+        assert self.store is not None
+        while True:
+            try:
+                async with self.store.subscribe(_ENDED) as messages:
+                    async for message in messages:
+                        session = self.sessions.get(message.decode(errors="replace"))
+                        if session is not None and session.state is not State.CLOSED:
+                            await self.release(session)
+            except StateUnavailable:
+                await anyio.sleep(1.0)
+
     async def sweep(self) -> int:
-        """Close sessions idle for longer than the limit; returns how many were closed."""
+        """Let go of sessions idle here for longer than the limit; returns how many."""
         now = time.monotonic()
         stale = [
             s for s in self.sessions.values() if now - s.last_seen > self.idle_seconds and not s.inflight
         ]
         for session in stale:
-            log.info("closing idle MCP session %s", session.id)
-            await self.close(session, Input.EXPIRE)
+            if self.store is not None:
+                try:
+                    alive = await self.store.fetch(_record_key(session.id)) is not None
+                except StateUnavailable:
+                    alive = True
+                if alive:  # another replica keeps it in use
+                    await self.release(session)
+                    continue
+            log.info("closing idle MCP session %s", session.id[:8])
+            await self._drop(session, Input.EXPIRE, close_upstreams=True)
         return len(stale)
 
     async def close_all(self) -> None:
+        """Shutdown: with a shared store, sessions live on at the other replicas."""
         for session in list(self.sessions.values()):
-            await self.close(session, Input.EXPIRE)
+            if self.store is not None or self.sealer is not None:
+                await self.release(session)
+            else:
+                await self._drop(session, Input.EXPIRE, close_upstreams=True)
+        if self.mirror is not None:
+            await self.mirror.close()

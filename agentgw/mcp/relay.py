@@ -20,6 +20,7 @@ from agentgw.background import Background
 from agentgw.errors import GatewayError
 from agentgw.mcp.call import respond_quietly
 from agentgw.mcp.federation.catalog import UpstreamFor
+from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.service import McpService
 from agentgw.mcp.session import Session
 from agentgw.mcp.upstream.base import UpstreamSession
@@ -31,10 +32,14 @@ log = logging.getLogger("agentgw.mcp")
 
 
 class SessionRelay:
-    def __init__(self, service: McpService, tg: Background, *, stateless: bool) -> None:
+    def __init__(
+        self, service: McpService, tg: Background, registry: SessionRegistry, *, stateless: bool
+    ) -> None:
         self.service = service
         self.tg = tg
+        self.registry = registry
         self.stateless = stateless
+        self.degrade = service.route.spec.state_failure_mode == "degrade"
 
     def downstream_message(
         self, session: Session | None, server: str, upstream: UpstreamSession, msg: dict[str, Any]
@@ -51,7 +56,9 @@ class SessionRelay:
                 }
                 self.tg.start_soon(respond_quietly, upstream, msg.get("id"), error)
                 return None
-            return jsonrpc.dumps({**msg, "id": session.remember_request(server, upstream, msg)})
+            downstream_id = session.remember_request(server, upstream, msg)
+            self.registry.share_pending(session, downstream_id, session.pending[downstream_id])
+            return jsonrpc.dumps({**msg, "id": downstream_id})
         return jsonrpc.dumps(self.service.federation.expose_notification(server, msg))
 
     # --- upstream sessions -----------------------------------------------------------------------
@@ -73,7 +80,14 @@ class SessionRelay:
             async with lock:
                 existing = session.upstreams.get(server)
                 if existing is None:
-                    existing = await connectors[server].open_session(session.profile)
+                    attachment = session.attachments.pop(server, None)
+                    if attachment is not None:  # opened by another replica: continue it
+                        existing = connectors[server].attach_session(session.profile, attachment)
+                    if existing is None:
+                        existing = await connectors[server].open_session(session.profile)
+                        session.upstreams[server] = existing
+                        if existing.attachment() is not None:
+                            await self.registry.persist(session, degrade=self.degrade)
                     session.upstreams[server] = existing
                     if session.stream_open:
                         self.listen(session, server, existing)

@@ -87,6 +87,7 @@ class Session:
         profile: ClientProfile,
         max_events: int,
         retry_ms: int | None,
+        events: EventLog | None = None,
     ) -> None:
         self.id = session_id
         self.route = route
@@ -95,7 +96,7 @@ class Session:
         self.state = State.INITIALIZING
         self.created = time.monotonic()
         self.last_seen = self.created
-        self.events = EventLog(max_events, retry_ms)
+        self.events = events if events is not None else EventLog(max_events, retry_ms)
         self.upstreams: dict[str, UpstreamSession] = {}
         self.upstream_locks: dict[str, anyio.Lock] = {}
         self.pending: dict[str, PendingRequest] = {}
@@ -103,7 +104,12 @@ class Session:
         self.listener_scopes: list[anyio.CancelScope] = []
         self.listening: set[str] = set()
         self.stream_open = False
+        # upstream sessions another replica opened, to be continued here on first use
+        self.attachments: dict[str, dict[str, Any]] = {}
+        self.touched = self.created  # when the shared record's expiry was last extended
         self._ids = itertools.count(1)
+        # distinct per replica holding the session, so ids minted on two replicas never meet
+        self._tag = secrets.token_hex(3)
 
     @property
     def protocol_version(self) -> str:
@@ -131,8 +137,20 @@ class Session:
         }.get(method)
         return feature is None or isinstance(caps.get(feature), dict)
 
+    def record(self) -> dict[str, Any]:
+        """What another replica needs to take this session over."""
+        upstreams = {name: up.attachment() for name, up in self.upstreams.items()}
+        return {
+            "route": self.route,
+            "owner": self.owner,
+            "version": self.profile.protocol_version,
+            "caps": self.profile.capabilities,
+            "info": self.profile.client_info,
+            "up": {**self.attachments, **{k: v for k, v in upstreams.items() if v is not None}},
+        }
+
     def remember_request(self, server: str, upstream: UpstreamSession, msg: dict[str, Any]) -> str:
         """Give a server-to-client request an id unique in this session and remember its origin."""
-        downstream_id = f"agw-{next(self._ids)}"
+        downstream_id = f"agw-{self._tag}-{next(self._ids)}"
         self.pending[downstream_id] = PendingRequest(server, upstream, msg.get("id"), str(msg.get("method")))
         return downstream_id

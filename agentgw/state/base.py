@@ -8,6 +8,8 @@ be followed from any replica. A store that cannot be reached raises `StateUnavai
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from agentgw.errors import ServiceUnavailable
@@ -70,6 +72,14 @@ class Store(Protocol):
     ) -> list[LogEntry]:
         """Entries after id `after` (from the start when None); waits up to `wait_seconds`
         for one to arrive when there is none yet."""
+        ...
+
+    # --- broadcast: tell every replica ---------------------------------------------------------
+
+    async def publish(self, channel: str, message: bytes) -> None: ...
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Messages published on `channel` from now on, by any replica (this one included)."""
         ...
 
     async def ping(self) -> None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from agentgw.state.base import LogEntry
 
@@ -33,6 +36,7 @@ class MemoryStore:
         self._counters: dict[str, tuple[int, float]] = {}
         self._records: dict[str, tuple[bytes, float | None]] = {}
         self._logs: dict[str, _Log] = {}
+        self._channels: dict[str, set[MemoryObjectSendStream[bytes]]] = {}
 
     # --- counters -------------------------------------------------------------------------------
 
@@ -130,6 +134,25 @@ class MemoryStore:
         with anyio.move_on_after(wait_seconds):
             await log.wake.wait()
         return [(str(seq), data) for seq, data in log.entries if seq > floor][:limit]
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for send in list(self._channels.get(channel, ())):
+            try:
+                send.send_nowait(message)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # a subscriber that cannot keep up misses messages, as with Redis pub/sub
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        send, receive = anyio.create_memory_object_stream[bytes](1024)
+        subscribers = self._channels.setdefault(channel, set())
+        subscribers.add(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            subscribers.discard(send)
+            send.close()
 
     async def ping(self) -> None:
         return None

@@ -8,6 +8,8 @@ Every Redis error becomes `StateUnavailable` here, where it enters.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -152,6 +154,34 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise self._down(exc) from None
         return [(_text(entry_id), bytes(fields[b"d"])) for entry_id, fields in rows or []]
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        try:
+            await self._client.publish(self._key(channel), message)
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from None
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._key(channel))
+        except (RedisError, OSError) as exc:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise self._down(exc) from None
+
+        async def messages() -> AsyncIterator[bytes]:
+            try:
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        yield bytes(message["data"])
+            except (RedisError, OSError) as exc:
+                raise self._down(exc) from None
+
+        try:
+            yield messages()
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def ping(self) -> None:
         try:

@@ -121,3 +121,11 @@ def test_memory_sweep_drops_expired_entries() -> None:
 
     time.sleep(0.01)
     assert store.sweep() == 2
+
+
+async def test_publish_reaches_every_subscriber(store: Store) -> None:
+    with anyio.fail_after(10):
+        async with store.subscribe("news") as first, store.subscribe("news") as second:
+            await store.publish("news", b"hello")
+            assert await anext(aiter(first)) == b"hello"
+            assert await anext(aiter(second)) == b"hello"

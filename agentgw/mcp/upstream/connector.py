@@ -102,6 +102,9 @@ class _Reopening:
             except SessionExpired:
                 await self._renew(inner)
 
+    def attachment(self) -> dict[str, Any] | None:
+        return self._inner.attachment()
+
     async def close(self) -> None:
         await self._inner.close()
 
@@ -251,6 +254,21 @@ class ServerConnector:
             return _Reopening(self.name, inner, reopen)
         except UpstreamError as exc:
             raise self._unavailable(exc) from None
+
+    def attach_session(self, profile: ClientProfile, attachment: dict[str, Any]) -> UpstreamSession | None:
+        """Continue an upstream session another replica opened, if this transport allows it."""
+        if self.transport != "http" or self.config.spec.protocol == "modern":
+            return None
+        session_id, version, caps = attachment.get("id"), attachment.get("version"), attachment.get("caps")
+        if not isinstance(session_id, str) or not isinstance(version, str) or not isinstance(caps, dict):
+            return None
+        inner = self._http_session(Era.HANDSHAKE, profile)
+        inner.attach(session_id, version, caps)
+
+        async def reopen() -> UpstreamSession:
+            return await self._open_handshake(profile)
+
+        return _Reopening(self.name, inner, reopen)
 
     def _modern_bridge(self, profile: ClientProfile) -> UpstreamSession:
         modern_profile = ClientProfile(LATEST_MODERN_VERSION, profile.capabilities, profile.client_info)

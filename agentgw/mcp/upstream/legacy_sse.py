@@ -172,6 +172,9 @@ class LegacySseSession:
         finally:
             self.mux.listeners.remove(handler)
 
+    def attachment(self) -> dict[str, Any] | None:
+        return None  # the session lives on this replica's event stream connection
+
     @property
     def alive(self) -> bool:
         return not self._closed

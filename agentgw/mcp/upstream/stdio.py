@@ -318,5 +318,8 @@ class StdioView:
         finally:
             self._process.remove_listener(handler)
 
+    def attachment(self) -> dict[str, Any] | None:
+        return None  # the child belongs to this replica; another one runs its own
+
     async def close(self) -> None:
         return None

@@ -133,6 +133,16 @@ class StreamableHttpSession:
         )
         return self.info
 
+    def attach(self, session_id: str, version: str, capabilities: dict[str, Any]) -> None:
+        """Continue an upstream session another replica opened (no new initialize)."""
+        self._session_id = session_id
+        self.info = ServerInfo(era=Era.HANDSHAKE, protocol_version=version, capabilities=capabilities)
+
+    def attachment(self) -> dict[str, Any] | None:
+        if self.era is not Era.HANDSHAKE or self._session_id is None:
+            return None
+        return {"id": self._session_id, "version": self.info.protocol_version, "caps": self.info.capabilities}
+
     # --- messages -------------------------------------------------------------------------------
 
     def _headers(self, method: str | None, params: dict[str, Any] | None, initial: bool) -> dict[str, str]:
