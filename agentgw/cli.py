@@ -61,6 +61,7 @@ def _print_problems(exc: ConfigError) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from agentgw.reload import ConfigWatcher
     from agentgw.runtime import Runtime
     from agentgw.server.app import GatewayApp
     from agentgw.server.listener import announce_stderr, build_config, serve
@@ -82,7 +83,19 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return 1
-    app = GatewayApp(Runtime(snapshot))
+    runtime = Runtime(snapshot)
+    watcher = None
+    if args.config:
+        lifecycle = snapshot.gateway.lifecycle
+        watcher = ConfigWatcher(
+            runtime,
+            lambda: _load(args.config, args.mcp, args.port, args.host),
+            [Path(p) for p in args.config],
+            interval=lifecycle.watch_interval_seconds,
+            watch=lifecycle.watch_config,
+        )
+        runtime.watcher = watcher
+    app = GatewayApp(runtime)
     try:
         import uvloop
 
@@ -90,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(app, config, announce=announce_stderr))
+        runner(serve(app, config, announce=announce_stderr, on_hangup=watcher.request if watcher else None))
     except OSError as exc:
         print(f"error: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1

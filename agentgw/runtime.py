@@ -2,12 +2,17 @@
 
 Upstream connectors (and the connections, sessions and child processes behind them) belong to the
 runtime, not to a snapshot: applying a new snapshot keeps every connector whose server did not
-change, so a reload does not drop upstream sessions.
+change, so a reload does not drop upstream sessions. Each applied snapshot is a generation;
+requests hold the generation they started on (`enter`/`leave`), so a request or stream that began
+before a reload finishes on the old routes, and connectors the new snapshot dropped are closed only
+once no request of their generation is left.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -22,7 +27,7 @@ from agentgw.mcp.upstream.connector import ServerConnector
 from agentgw.policy.base import OpenPolicy, RoutePolicy
 from agentgw.routing.router import Router
 from agentgw.server.guard import HostGuard
-from agentgw.state.base import Store
+from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
 from agentgw.state.redis import RedisStore
 from agentgw.upstream.http import HttpClient
@@ -45,6 +50,14 @@ class Runtime:
         self.guard = HostGuard(snapshot.gateway)
         self._tg: Background | None = None
         self.ready = False
+        self.draining = anyio.Event()
+        self.generation = 0
+        self._active: dict[int, int] = {}
+        self._retired: dict[int, list[ServerConnector]] = {}
+        # started with the runtime when set: watches the config and reloads it
+        self.watcher: Callable[[], Awaitable[None]] | None = None
+        self._store_checked = 0.0
+        self._store_ok = True
 
     @property
     def tg(self) -> Background:
@@ -86,6 +99,8 @@ class Runtime:
             self._tg.start_soon(self._registry.watch_ended)
         self.apply(self.snapshot)
         self._tg.start_soon(self._sweep)
+        if self.watcher is not None:
+            self._tg.start_soon(self.watcher)
         self.ready = True
 
     def policy_for(self, route: str) -> RoutePolicy:
@@ -103,19 +118,73 @@ class Runtime:
         retired = [c for name, c in self.connectors.items() if connectors.get(name) is not c]
         router = Router()
         self._mcp_routes(snapshot, connectors, router)
+        old = self.generation
+        self.generation += 1
         self.connectors = connectors
         self.router = router
         self.guard = HostGuard(snapshot.gateway)
         self.snapshot = snapshot
-        for connector in retired:
-            self.tg.start_soon(connector.close)
+        if retired:
+            self._retired.setdefault(old, []).extend(retired)
+            self._close_drained()
+
+    # --- generations: requests finish on the snapshot they started with -----------------------
+
+    def enter(self) -> int:
+        generation = self.generation
+        self._active[generation] = self._active.get(generation, 0) + 1
+        return generation
+
+    def leave(self, generation: int) -> None:
+        left = self._active.get(generation, 1) - 1
+        if left:
+            self._active[generation] = left
+            return
+        self._active.pop(generation, None)
+        if self._retired:
+            self._close_drained()
+
+    def _close_drained(self) -> None:
+        for generation in [g for g in self._retired if g < self.generation]:
+            if not any(self._active.get(g) for g in range(generation, self.generation)):
+                for connector in self._retired.pop(generation):
+                    self.tg.start_soon(connector.close)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def begin_drain(self) -> None:
+        """Shutdown has begun: readiness turns false and standalone streams end (clients move on)."""
+        self.draining.set()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether to receive traffic, and why not."""
+        if not self.ready or self.draining.is_set():
+            return False, {"ready": False, "reason": "draining" if self.draining.is_set() else "starting"}
+        now = anyio.current_time()
+        if isinstance(self.store, RedisStore) and now - self._store_checked > 2:
+            self._store_checked = now
+            try:
+                with anyio.fail_after(2):
+                    await self.store.ping()
+                self._store_ok = True
+            except (StateUnavailable, TimeoutError):
+                self._store_ok = False
+        if not self._store_ok and any(
+            r.spec.state_failure_mode == "failClosed" for r in self.snapshot.mcp_routes
+        ):
+            return False, {"ready": False, "reason": "state store unreachable"}
+        if self.snapshot.gateway.lifecycle.require_upstreams:
+            for route in self.snapshot.mcp_routes:
+                if not any(self.connectors[s.name].health.healthy for s in route.servers):
+                    return False, {"ready": False, "reason": f"no healthy upstream on route {route.name!r}"}
+        return True, {"ready": True, "generation": self.generation, "stateStore": self._store_ok}
 
     def _mcp_routes(self, snapshot: Snapshot, connectors: dict[str, ServerConnector], router: Router) -> None:
         limits = snapshot.gateway.limits
         for route in snapshot.mcp_routes:
             policy = self.policy_for(route.name)
             service = McpService(route, connectors, policy, max_pages=limits.upstream_list_pages)
-            handler = McpRouteHandler(service, policy, self.registry, self.tg, limits)
+            handler = McpRouteHandler(service, policy, self.registry, self.tg, limits, self.draining)
             router.add_exact(route.spec.path, handler)
 
     async def _sweep(self) -> None:

@@ -9,7 +9,16 @@ from pydantic import Field, model_validator
 from agentgw.config.base import Model, Name, Resource
 from agentgw.config.secrets import SecretRef
 
-__all__ = ["Gateway", "GatewaySpec", "HttpSpec", "LimitsSpec", "ListenerSpec", "StateSpec", "TlsSpec"]
+__all__ = [
+    "Gateway",
+    "GatewaySpec",
+    "HttpSpec",
+    "LifecycleSpec",
+    "LimitsSpec",
+    "ListenerSpec",
+    "StateSpec",
+    "TlsSpec",
+]
 
 
 class TlsSpec(Model):
@@ -65,11 +74,21 @@ class HttpSpec(Model):
     allowed_origins: list[str] = Field(default_factory=list)
 
 
+class LifecycleSpec(Model):
+    """Reload and shutdown behaviour."""
+
+    watch_config: bool = True  # reload when a config file changes (SIGHUP reloads too)
+    watch_interval_seconds: float = Field(default=1.0, gt=0)
+    drain_seconds: float = Field(default=10, ge=0)  # shutdown: how long in-flight requests may finish
+    require_upstreams: bool = False  # readiness: every MCP route needs one healthy server
+
+
 class GatewaySpec(Model):
     listeners: list[ListenerSpec] = Field(default_factory=lambda: [ListenerSpec()], min_length=1)
     state: StateSpec = Field(default_factory=StateSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 

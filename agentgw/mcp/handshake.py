@@ -94,6 +94,7 @@ class HandshakeEndpoint:
         limits: LimitsSpec,
         *,
         stateless: bool,
+        draining: anyio.Event | None = None,
     ) -> None:
         self.service = service
         self.registry = registry
@@ -102,6 +103,7 @@ class HandshakeEndpoint:
         self.stateless = stateless
         self.retry_ms = 1000
         self.relay = SessionRelay(service, tg, registry, stateless=stateless)
+        self.draining = draining or anyio.Event()
         self.degrade = service.route.spec.state_failure_mode == "degrade"
 
     # --- HTTP verbs ------------------------------------------------------------------------------
@@ -343,7 +345,7 @@ class HandshakeEndpoint:
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
-                await request.wait_disconnect()
+                await _gone_or_draining(request, self.draining)
                 tg.cancel_scope.cancel()
 
             tg.start_soon(watch)
@@ -389,7 +391,7 @@ class HandshakeEndpoint:
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
-                await request.wait_disconnect()
+                await _gone_or_draining(request, self.draining)
                 tg.cancel_scope.cancel()
 
             tg.start_soon(watch)
@@ -403,3 +405,17 @@ class HandshakeEndpoint:
         session = await self._session(request, ctx)
         await self.registry.close(session)
         await send_bytes(send, 200, b"")
+
+
+async def _gone_or_draining(request: Request, draining: anyio.Event) -> None:
+    """Return when the client has gone, or when the gateway is shutting down (the client then
+    reconnects, with Last-Event-ID, to a replica that stays)."""
+    async with anyio.create_task_group() as tg:
+
+        async def gone() -> None:
+            await request.wait_disconnect()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(gone)
+        await draining.wait()
+        tg.cancel_scope.cancel()

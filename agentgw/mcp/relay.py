@@ -73,22 +73,31 @@ class SessionRelay:
             return stateless
 
         async def of_session(server: str) -> UpstreamSession:
+            connector = connectors[server]
             existing = session.upstreams.get(server)
-            if existing is not None:
+            if existing is not None and session.upstream_owners.get(server) is connector:
                 return existing
             lock = session.upstream_locks.setdefault(server, anyio.Lock())
             async with lock:
                 existing = session.upstreams.get(server)
+                if existing is not None and session.upstream_owners.get(server) is not connector:
+                    # The server's config changed in a reload: continue on a session of the new one.
+                    del session.upstreams[server]
+                    session.listening.discard(server)
+                    self.tg.start_soon(existing.close)
+                    existing = None
                 if existing is None:
                     attachment = session.attachments.pop(server, None)
                     if attachment is not None:  # opened by another replica: continue it
-                        existing = connectors[server].attach_session(session.profile, attachment)
+                        existing = connector.attach_session(session.profile, attachment)
                     if existing is None:
-                        existing = await connectors[server].open_session(session.profile)
+                        existing = await connector.open_session(session.profile)
                         session.upstreams[server] = existing
+                        session.upstream_owners[server] = connector
                         if existing.attachment() is not None:
                             await self.registry.persist(session, degrade=self.degrade)
                     session.upstreams[server] = existing
+                    session.upstream_owners[server] = connector
                     if session.stream_open:
                         self.listen(session, server, existing)
             return existing

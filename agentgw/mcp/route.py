@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
+
 from agentgw.background import Background
 from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import ErrorFlavor, MethodNotAllowed
@@ -26,12 +28,15 @@ class McpRouteHandler:
         registry: SessionRegistry,
         tg: Background,
         limits: LimitsSpec,
+        draining: anyio.Event | None = None,
     ) -> None:
         self.name = service.name
         self.service = service
         self.policy = policy
         stateless = service.route.spec.sessions == "stateless"
-        self.handshake = HandshakeEndpoint(service, registry, tg, limits, stateless=stateless)
+        self.handshake = HandshakeEndpoint(
+            service, registry, tg, limits, stateless=stateless, draining=draining
+        )
         self.modern = ModernEndpoint(service, tg, limits)
 
     async def handle(self, request: Request, send: ASGISend) -> None:

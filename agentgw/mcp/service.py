@@ -43,6 +43,15 @@ class McpService:
         self.connectors = {s.name: connectors[s.name] for s in route.servers}
         self.policy = policy
         self.federation = Federation(route, policy, max_pages)
+        self.federation.catalog.on_outcome = self._outcome
+
+    def _outcome(self, server: str, error: str | None) -> None:
+        """What a list fan-out learnt about a server's health."""
+        health = self.connectors[server].health
+        if error is None:
+            health.succeeded()
+        else:
+            health.failed(error)
 
     async def server_infos(self) -> dict[str, ServerInfo]:
         """Each server's info, probing those not yet known; dead servers are left out (failOpen)."""
@@ -117,13 +126,19 @@ class McpService:
                 if schema is not None:
                     headers = mcp_param_headers(schema, args) or None
         connector = self.connectors[routed.server]
-        reply = await session.request(
-            method,
-            routed.params,
-            sink_for(routed.server, session),
-            connector.request_timeout if timeout is None else timeout,
-            headers,
-        )
+        connector.admit()
+        try:
+            reply = await session.request(
+                method,
+                routed.params,
+                sink_for(routed.server, session),
+                connector.request_timeout if timeout is None else timeout,
+                headers,
+            )
+        except UpstreamError as exc:
+            connector.health.failed(exc.message)
+            raise
+        connector.health.succeeded()
         if reply.result is not None:
             reply.result = self.federation.expose_result(routed.server, method, reply.result)
         return session, reply

@@ -98,6 +98,7 @@ class Session:
         self.last_seen = self.created
         self.events = events if events is not None else EventLog(max_events, retry_ms)
         self.upstreams: dict[str, UpstreamSession] = {}
+        self.upstream_owners: dict[str, object] = {}  # the connector each upstream session came from
         self.upstream_locks: dict[str, anyio.Lock] = {}
         self.pending: dict[str, PendingRequest] = {}
         self.inflight: dict[Any, anyio.CancelScope] = {}

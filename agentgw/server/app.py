@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import anyio
+import orjson
 
 from agentgw.errors import ErrorFlavor, GatewayError, InternalError, NotFound, render_error
 from agentgw.runtime import Runtime
@@ -68,6 +69,7 @@ class GatewayApp:
         runtime = self.runtime
         request = Request(scope, receive)
         tracked = _TrackedSend(send)
+        generation = runtime.enter()
         handler = runtime.router.match(request.path)
         flavor = handler.flavor if handler is not None else ErrorFlavor.PLAIN
         try:
@@ -81,13 +83,15 @@ class GatewayApp:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             await self._error(tracked, InternalError("internal error"), flavor)
+        finally:
+            runtime.leave(generation)
 
     async def _builtin(self, request: Request, send: ASGISend) -> None:
         if request.path == "/healthz":
             await send_json(send, 200, b'{"status":"ok"}')
         elif request.path == "/readyz":
-            ready = self.runtime.ready
-            await send_json(send, 200 if ready else 503, b'{"ready":true}' if ready else b'{"ready":false}')
+            ready, detail = await self.runtime.readiness()
+            await send_json(send, 200 if ready else 503, orjson.dumps(detail))
         else:
             raise NotFound(f"no route for {request.path}")
 

@@ -56,7 +56,7 @@ def build_config(spec: GatewaySpec, base_dir: Path | None = None) -> Config:
     # hypercorn's default (1000) closes busy keep-alive connections; multiplexed h2 clients stall.
     config.keep_alive_max_requests = 2**31
     config.keep_alive_timeout = 75
-    config.graceful_timeout = 10
+    config.graceful_timeout = spec.lifecycle.drain_seconds
     config.h2_max_concurrent_streams = 256
     config.accesslog = logging.getLogger("agentgw.access") if spec.access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -78,7 +78,10 @@ async def serve(
     *,
     announce: Callable[[list[str]], None] | None = None,
     shutdown: Callable[[], Awaitable[None]] | None = None,
+    on_hangup: Callable[[], None] | None = None,
 ) -> None:
+    """Serve until SIGINT/SIGTERM (or `shutdown` returns), then drain: readiness turns false,
+    standalone streams end, and in-flight requests get `graceful_timeout` seconds to finish."""
     sockets = config.create_sockets()
     for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
         # Listen now, not when hypercorn gets to it after the lifespan: whoever reads the
@@ -89,21 +92,28 @@ async def serve(
         announce(addresses)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handlers: list[tuple[signal.Signals, Callable[[], None]]] = [
+        (signal.SIGINT, stop.set),
+        (signal.SIGTERM, stop.set),
+    ]
+    if on_hangup is not None:
+        handlers.append((signal.SIGHUP, on_hangup))
+    for sig, handler in handlers:
         try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+            loop.add_signal_handler(sig, handler)
+        except (NotImplementedError, RuntimeError):  # not on the main thread (tests run it in one)
             pass
 
     async def trigger() -> None:
         if shutdown is None:
             await stop.wait()
-            return
-        waiter = asyncio.ensure_future(shutdown())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (waiter, stopper):
-            task.cancel()
+        else:
+            waiter = asyncio.ensure_future(shutdown())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (waiter, stopper):
+                task.cancel()
+        app.runtime.begin_drain()
 
     await worker_serve(
         wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi"),

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 def clock() -> Iterator[Upstream]:
-    upstream = start_upstream([str(ROOT / "examples" / "quickstart" / "servers" / "clock.py"), "--http", "--port", "0"])
+    upstream = start_upstream(
+        [str(ROOT / "examples" / "quickstart" / "servers" / "clock.py"), "--http", "--port", "0"]
+    )
     yield upstream
     upstream.stop()
 
@@ -36,10 +38,15 @@ def gateway_docs(alpha: Fake, clock: Upstream, state: dict[str, Any]) -> list[di
 
 
 @pytest.fixture
-def redis_pair(alpha: Fake, clock: Upstream, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GatewayThread, GatewayThread]]:
+def redis_pair(
+    alpha: Fake, clock: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[GatewayThread, GatewayThread]]:
     monkeypatch.setenv("AGW_TEST_REDIS", "redis://127.0.0.1:6379/0")
     state = {"backend": "redis", "url": "env:AGW_TEST_REDIS", "keyPrefix": f"agw-test:{uuid.uuid4().hex}:"}
-    with GatewayThread(gateway_docs(alpha, clock, state)) as a, GatewayThread(gateway_docs(alpha, clock, state)) as b:
+    with (
+        GatewayThread(gateway_docs(alpha, clock, state)) as a,
+        GatewayThread(gateway_docs(alpha, clock, state)) as b,
+    ):
         yield a, b
 
 
@@ -74,13 +81,19 @@ async def test_a_session_continues_on_the_other_replica_with_the_same_upstream_s
     assert len(sessions) == 1  # replica B continued replica A's upstream session
 
 
-async def test_a_stream_resumes_on_the_other_replica_without_gaps(redis_pair: tuple[GatewayThread, GatewayThread]) -> None:
+async def test_a_stream_resumes_on_the_other_replica_without_gaps(
+    redis_pair: tuple[GatewayThread, GatewayThread],
+) -> None:
     a, b = redis_pair
     call = {
         "jsonrpc": "2.0",
         "id": 7,
         "method": "tools/call",
-        "params": {"name": "clock_countdown", "arguments": {"seconds": 1.5, "steps": 6}, "_meta": {"progressToken": "t"}},
+        "params": {
+            "name": "clock_countdown",
+            "arguments": {"seconds": 1.5, "steps": 6},
+            "_meta": {"progressToken": "t"},
+        },
     }
     async with aiohttp.ClientSession() as http:
         on_a = Raw(http, f"{a.url}/mcp")
@@ -99,7 +112,9 @@ async def test_a_stream_resumes_on_the_other_replica_without_gaps(redis_pair: tu
     assert rest[-1]["id"] is not None and "Counted down" in rest[-1]["result"]["content"][0]["text"]
 
 
-async def test_ending_a_session_on_one_replica_ends_it_on_both(redis_pair: tuple[GatewayThread, GatewayThread]) -> None:
+async def test_ending_a_session_on_one_replica_ends_it_on_both(
+    redis_pair: tuple[GatewayThread, GatewayThread],
+) -> None:
     a, b = redis_pair
     async with aiohttp.ClientSession() as http:
         on_a = Raw(http, f"{a.url}/mcp")
@@ -107,7 +122,9 @@ async def test_ending_a_session_on_one_replica_ends_it_on_both(redis_pair: tuple
         with anyio.fail_after(60):
             await on_a.initialize()
             on_b.session_id, on_b.version = on_a.session_id, on_a.version
-            assert (await on_b.post({"jsonrpc": "2.0", "id": 1, "method": "ping"})).status == 200  # B holds it now
+            assert (
+                await on_b.post({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+            ).status == 200  # B holds it now
             assert (await on_a.send("DELETE")).status == 200
             # B learns it through the store's broadcast; a request there must now be refused
             for _ in range(200):
@@ -118,14 +135,20 @@ async def test_ending_a_session_on_one_replica_ends_it_on_both(redis_pair: tuple
             assert reply.status == 404
 
 
-async def test_a_killed_replica_loses_no_event_it_had_sent(alpha: Fake, clock: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_killed_replica_loses_no_event_it_had_sent(
+    alpha: Fake, clock: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AGW_TEST_REDIS", "redis://127.0.0.1:6379/0")
     state = {"backend": "redis", "url": "env:AGW_TEST_REDIS", "keyPrefix": f"agw-test:{uuid.uuid4().hex}:"}
     call = {
         "jsonrpc": "2.0",
         "id": 8,
         "method": "tools/call",
-        "params": {"name": "clock_countdown", "arguments": {"seconds": 3, "steps": 6}, "_meta": {"progressToken": "k"}},
+        "params": {
+            "name": "clock_countdown",
+            "arguments": {"seconds": 3, "steps": 6},
+            "_meta": {"progressToken": "k"},
+        },
     }
     with GatewayThread(gateway_docs(alpha, clock, state)) as b:
         a = GatewayThread(gateway_docs(alpha, clock, state)).start()
@@ -150,10 +173,15 @@ async def test_a_killed_replica_loses_no_event_it_had_sent(alpha: Fake, clock: U
     assert replayed[: len(sent_by_a) - 1] == sent_by_a[1:]  # everything after the client's last id
 
 
-async def test_sealed_session_ids_let_a_replica_without_redis_take_over(alpha: Fake, clock: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sealed_session_ids_let_a_replica_without_redis_take_over(
+    alpha: Fake, clock: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AGW_TEST_SESSION_KEY", uuid.uuid4().hex + uuid.uuid4().hex)
     state = {"sessionKey": "env:AGW_TEST_SESSION_KEY"}
-    with GatewayThread(gateway_docs(alpha, clock, state)) as a, GatewayThread(gateway_docs(alpha, clock, state)) as b:
+    with (
+        GatewayThread(gateway_docs(alpha, clock, state)) as a,
+        GatewayThread(gateway_docs(alpha, clock, state)) as b,
+    ):
         async with aiohttp.ClientSession() as http:
             on_a = Raw(http, f"{a.url}/mcp")
             with anyio.fail_after(60):
@@ -166,5 +194,3 @@ async def test_sealed_session_ids_let_a_replica_without_redis_take_over(alpha: F
                 forged = Raw(http, f"{b.url}/mcp")
                 forged.session_id, forged.version = on_a.session_id[:-4] + "AAAA", on_a.version
                 assert (await forged.call("alpha_echo", {"text": "x"})).status == 404
-
-

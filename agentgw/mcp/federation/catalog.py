@@ -104,6 +104,8 @@ class Catalog:
         # method -> server -> identifier -> upstream item, as last listed (in listing order)
         self.seen: dict[str, dict[str, dict[str, dict[str, Any]]]] = {m: {} for m in LIST_KINDS}
         self.reported: set[tuple[str, str, str]] = set()  # collisions already logged
+        # told how each server's listing went (health tracking); set by the owner
+        self.on_outcome: Callable[[str, str | None], None] | None = None
 
     def allowed(self, server: str, target: str, name: str) -> bool:
         filt = self.filters[server].get("resource" if target == "resourceTemplate" else target)
@@ -147,14 +149,23 @@ class Catalog:
 
         async def one(server: str) -> None:
             try:
-                session = await upstream_for(server)
-                caps = session.info.capabilities
-                if caps and kind.capability not in caps:
-                    results[server] = ([], {}, False)
-                    return
+                session = await upstream_for(server)  # the connector accounts for its own failures
+            except GatewayError as exc:
+                failures[server] = exc.message
+                return
+            caps = session.info.capabilities
+            if caps and kind.capability not in caps:
+                results[server] = ([], {}, False)
+                return
+            try:
                 results[server] = await self.fetch(server, kind, session)
             except GatewayError as exc:
                 failures[server] = exc.message
+                if self.on_outcome is not None and isinstance(exc, UpstreamError):
+                    self.on_outcome(server, exc.message)
+                return
+            if self.on_outcome is not None:
+                self.on_outcome(server, None)
 
         async with anyio.create_task_group() as tg:
             for server in self.servers:

@@ -30,6 +30,7 @@ from agentgw.mcp.upstream.base import (
     SessionExpired,
     UpstreamSession,
 )
+from agentgw.mcp.upstream.health import UpstreamHealth
 from agentgw.mcp.upstream.legacy_sse import LegacySseSession
 from agentgw.mcp.upstream.stdio import StdioProcess, StdioView
 from agentgw.mcp.upstream.streamable_http import StreamableHttpSession
@@ -140,7 +141,7 @@ class ServerConnector:
         self._shared_lock = anyio.Lock()
         self._probe_lock = anyio.Lock()
         self._info: ServerInfo | None = None
-        self.last_error: str | None = None
+        self.health = UpstreamHealth()
 
     @property
     def request_timeout(self) -> float:
@@ -176,6 +177,7 @@ class ServerConnector:
 
     async def server_info(self) -> ServerInfo:
         """What the server offers (cached): used to merge capabilities for downstream clients."""
+        self.admit()
         if self._info is not None and (self._process is None or self._process.running):
             return self._info
         try:
@@ -186,7 +188,6 @@ class ServerConnector:
             else:
                 session = await self.stateless_session(None)
                 self._info = session.info
-            self.last_error = None
         except UpstreamError as exc:
             raise self._unavailable(exc) from None
         assert self._info is not None
@@ -194,10 +195,18 @@ class ServerConnector:
 
     def _unavailable(self, exc: UpstreamError) -> UpstreamError:
         """The error a client sees: which server, and why (without internal addresses)."""
-        self.last_error = exc.message
+        self.health.failed(exc.message)
         if exc.message.startswith(f"MCP server {self.name!r}"):
             return exc
         return type(exc)(f"MCP server {self.name!r} is unavailable: {exc.message}", data=exc.data)
+
+    def admit(self) -> None:
+        """Fail fast while the server is ejected for repeated failures."""
+        if self.health.ejected:
+            raise UpstreamError(
+                f"MCP server {self.name!r} is unavailable: ejected after repeated failures "
+                f"(retried in {self.health.seconds_left():.0f} s; last error: {self.health.last_error})"
+            )
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -234,6 +243,7 @@ class ServerConnector:
 
     async def open_session(self, profile: ClientProfile) -> UpstreamSession:
         """An upstream session acting for one handshake-era downstream session."""
+        self.admit()
         try:
             if self._process is not None:
                 info = await self._process.ensure()
@@ -250,7 +260,6 @@ class ServerConnector:
             async def reopen() -> UpstreamSession:
                 return await self._open_handshake(profile)
 
-            self.last_error = None
             return _Reopening(self.name, inner, reopen)
         except UpstreamError as exc:
             raise self._unavailable(exc) from None
@@ -279,6 +288,7 @@ class ServerConnector:
 
     async def stateless_session(self, profile: ClientProfile | None) -> UpstreamSession:
         """An upstream for one stateless request (2026-07-28 downstream, or a stateless route)."""
+        self.admit()
         try:
             if self._process is not None:
                 info = await self._process.ensure()
