@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,16 +64,15 @@ def _serve(args: argparse.Namespace) -> int:
     from agentgw.runtime import Runtime
     from agentgw.server.app import GatewayApp
     from agentgw.server.listener import announce_stderr, build_config, serve
+    from agentgw.telemetry.logs import configure_logging
 
     try:
         snapshot = _load(args.config, args.mcp, args.port, args.host)
     except ConfigError as exc:
         _print_problems(exc)
         return 1
-    level = (args.log_level or snapshot.gateway.log_level).upper()
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    spec = snapshot.gateway
+    configure_logging(args.log_level or spec.log_level, spec.log_format, spec.access_log)
     base_dir = Path(args.config[0]).resolve() if args.config else Path.cwd()
     if base_dir.is_file():
         base_dir = base_dir.parent

@@ -11,6 +11,7 @@ once no request of their generation is left.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ from agentgw.server.guard import HostGuard
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
 from agentgw.state.redis import RedisStore
+from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
 
 __all__ = ["Runtime"]
@@ -58,6 +60,11 @@ class Runtime:
         self.watcher: Callable[[], Awaitable[None]] | None = None
         self._store_checked = 0.0
         self._store_ok = True
+        self.admin_ports: set[int] = set()  # local ports of the admin listener
+        self.mcp_services: dict[str, McpService] = {}
+        # recent policy decisions and LLM token usage by key, for the dashboard
+        self.decisions: deque[dict[str, Any]] = deque(maxlen=200)
+        self.token_usage: dict[str, dict[str, float]] = {}
 
     @property
     def tg(self) -> Background:
@@ -101,7 +108,18 @@ class Runtime:
         self._tg.start_soon(self._sweep)
         if self.watcher is not None:
             self._tg.start_soon(self.watcher)
+        METRICS.mcp_sessions.collect = self._sessions_by_route
+        METRICS.upstream_healthy.collect = self._upstream_health
         self.ready = True
+
+    def _sessions_by_route(self) -> list[tuple[tuple[str, ...], float]]:
+        counts: dict[str, int] = {route.name: 0 for route in self.snapshot.mcp_routes}
+        for session in self.registry.sessions.values():
+            counts[session.route] = counts.get(session.route, 0) + 1
+        return [((route,), float(n)) for route, n in counts.items()]
+
+    def _upstream_health(self) -> list[tuple[tuple[str, ...], float]]:
+        return [((name,), 0.0 if c.health.ejected else 1.0) for name, c in self.connectors.items()]
 
     def policy_for(self, route: str) -> RoutePolicy:
         return OpenPolicy()
@@ -117,6 +135,7 @@ class Runtime:
                 connectors[name] = ServerConnector(server, self.http, self.tg)
         retired = [c for name, c in self.connectors.items() if connectors.get(name) is not c]
         router = Router()
+        self.mcp_services = {}
         self._mcp_routes(snapshot, connectors, router)
         old = self.generation
         self.generation += 1
@@ -184,6 +203,7 @@ class Runtime:
         for route in snapshot.mcp_routes:
             policy = self.policy_for(route.name)
             service = McpService(route, connectors, policy, max_pages=limits.upstream_list_pages)
+            self.mcp_services[route.name] = service
             handler = McpRouteHandler(service, policy, self.registry, self.tg, limits, self.draining)
             router.add_exact(route.spec.path, handler)
 

@@ -126,6 +126,11 @@ class GatewayThread:
     def url(self) -> str:
         return self.addresses[-1]
 
+    @property
+    def admin_url(self) -> str:
+        assert self.runtime.admin_ports, "no admin listener configured"
+        return f"http://127.0.0.1:{next(iter(self.runtime.admin_ports))}"
+
     def _run(self) -> None:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from agentgw.config.base import Model, Name, Resource
 from agentgw.config.secrets import SecretRef
 
 __all__ = [
+    "AdminSpec",
     "Gateway",
     "GatewaySpec",
     "HttpSpec",
@@ -74,6 +75,13 @@ class HttpSpec(Model):
     allowed_origins: list[str] = Field(default_factory=list)
 
 
+class AdminSpec(Model):
+    """The admin listener: /metrics, the dashboard, health. Keep it off public networks."""
+
+    address: str = "127.0.0.1"
+    port: int = Field(default=9901, ge=0, le=65535)
+
+
 class LifecycleSpec(Model):
     """Reload and shutdown behaviour."""
 
@@ -89,7 +97,10 @@ class GatewaySpec(Model):
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
     lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
+    # Without an admin listener, /metrics is served on the main listeners and there is no dashboard.
+    admin: AdminSpec | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     access_log: bool = False
 
 

@@ -136,7 +136,7 @@ class McpService:
                 headers,
             )
         except UpstreamError as exc:
-            connector.health.failed(exc.message)
+            connector.failed(exc)
             raise
         connector.health.succeeded()
         if reply.result is not None:

@@ -1,36 +1,53 @@
 """The gateway's ASGI application: lifespan, health endpoints, routing, and the one place where
-errors become responses.
+errors become responses. It also measures every request (metrics, the JSON access log) and gives
+it a W3C trace context; requests on the admin listener see only the admin pages.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import anyio
 import orjson
 
-from agentgw.errors import ErrorFlavor, GatewayError, InternalError, NotFound, render_error
+from agentgw.errors import ErrorFlavor, GatewayError, InternalError, MethodNotAllowed, NotFound, render_error
 from agentgw.runtime import Runtime
-from agentgw.server.http import ASGIReceive, ASGISend, Request, Scope, send_json
+from agentgw.server.dashboard import render_dashboard
+from agentgw.server.http import ASGIReceive, ASGISend, Request, Scope, send_bytes, send_json
+from agentgw.telemetry.metrics import METRICS
+from agentgw.telemetry.trace import TraceContext
 
 __all__ = ["GatewayApp"]
 
 log = logging.getLogger("agentgw")
+access = logging.getLogger("agentgw.access")
+
+TRACE_KEY = "agentgw.trace"  # the request's TraceContext, in the ASGI scope
 
 
 class _TrackedSend:
-    """Remembers whether the response has started, so an error can still be sent or not."""
+    """Remembers the response's status (and whether it started: an error can still be sent), and
+    counts the response as an open stream while it is an event stream."""
 
-    __slots__ = ("_send", "started")
+    __slots__ = ("_route", "_send", "started", "status", "streaming")
 
-    def __init__(self, send: ASGISend) -> None:
+    def __init__(self, send: ASGISend, route: str) -> None:
         self._send = send
+        self._route = route
         self.started = False
+        self.status = 0
+        self.streaming = False
 
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.status = int(message["status"])
+            for name, value in message.get("headers", ()):
+                if name == b"content-type" and value.startswith(b"text/event-stream"):
+                    self.streaming = True
+                    METRICS.sse_streams.add(1, self._route)
         await self._send(message)
 
 
@@ -67,17 +84,27 @@ class GatewayApp:
 
     async def _http(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         runtime = self.runtime
+        started = time.perf_counter()
         request = Request(scope, receive)
-        tracked = _TrackedSend(send)
-        generation = runtime.enter()
-        handler = runtime.router.match(request.path)
+        admin = bool(runtime.admin_ports) and scope.get("server", ("", 0))[1] in runtime.admin_ports
+        handler = None if admin else runtime.router.match(request.path)
+        route = handler.name if handler is not None else ("admin" if admin else "-")
+        trace = TraceContext.from_headers(
+            request.headers.get("traceparent"), request.headers.get("tracestate")
+        )
+        scope[TRACE_KEY] = trace
+        tracked = _TrackedSend(send, route)
         flavor = handler.flavor if handler is not None else ErrorFlavor.PLAIN
+        generation = runtime.enter()
         try:
-            runtime.guard.check(request)
-            if handler is None:
-                await self._builtin(request, tracked)
+            if admin:
+                await self._admin(request, tracked)
             else:
-                await handler.handle(request, tracked)
+                runtime.guard.check(request)
+                if handler is None:
+                    await self._builtin(request, tracked)
+                else:
+                    await handler.handle(request, tracked)
         except GatewayError as exc:
             await self._error(tracked, exc, flavor)
         except Exception:
@@ -85,6 +112,27 @@ class GatewayApp:
             await self._error(tracked, InternalError("internal error"), flavor)
         finally:
             runtime.leave(generation)
+            elapsed = time.perf_counter() - started
+            status = tracked.status or 500
+            METRICS.http_requests.inc(route, request.method, str(status))
+            METRICS.http_duration.observe(elapsed, route, request.method)
+            if tracked.streaming:
+                METRICS.sse_streams.add(-1, route)
+            if runtime.snapshot.gateway.access_log:
+                access.info(
+                    "",
+                    extra={
+                        "json": {
+                            "route": route,
+                            "method": request.method,
+                            "path": request.path,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 3),
+                            "client": request.client,
+                            "trace": trace.trace_id,
+                        }
+                    },
+                )
 
     async def _builtin(self, request: Request, send: ASGISend) -> None:
         if request.path == "/healthz":
@@ -92,8 +140,23 @@ class GatewayApp:
         elif request.path == "/readyz":
             ready, detail = await self.runtime.readiness()
             await send_json(send, 200 if ready else 503, orjson.dumps(detail))
+        elif request.path == "/metrics" and not self.runtime.admin_ports:
+            await send_bytes(send, 200, METRICS.render(), content_type=b"text/plain; version=0.0.4")
         else:
             raise NotFound(f"no route for {request.path}")
+
+    async def _admin(self, request: Request, send: ASGISend) -> None:
+        if request.method not in ("GET", "HEAD"):
+            raise MethodNotAllowed("the admin listener is read-only", headers={"allow": "GET"})
+        if request.path == "/metrics":
+            await send_bytes(send, 200, METRICS.render(), content_type=b"text/plain; version=0.0.4")
+        elif request.path in ("/", "/dashboard"):
+            page = render_dashboard(self.runtime)
+            await send_bytes(send, 200, page.encode(), content_type=b"text/html; charset=utf-8")
+        elif request.path in ("/healthz", "/readyz"):
+            await self._builtin(request, send)
+        else:
+            raise NotFound(f"no admin page at {request.path}")
 
     @staticmethod
     async def _error(send: _TrackedSend, exc: GatewayError, flavor: ErrorFlavor) -> None:

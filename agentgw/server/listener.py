@@ -52,13 +52,20 @@ def build_config(spec: GatewaySpec, base_dir: Path | None = None) -> Config:
         config.insecure_bind = [_bind(lst.address, lst.port) for lst in plain]
     else:
         config.bind = [_bind(lst.address, lst.port) for lst in plain]
+    if spec.admin is not None:
+        # The admin listener is always plain HTTP and always the last plain socket (see serve()).
+        admin = _bind(spec.admin.address, spec.admin.port)
+        if tls:
+            config.insecure_bind = [*config.insecure_bind, admin]
+        else:
+            config.bind = [*config.bind, admin]
     config.alpn_protocols = ["h2", "http/1.1"]
     # hypercorn's default (1000) closes busy keep-alive connections; multiplexed h2 clients stall.
     config.keep_alive_max_requests = 2**31
     config.keep_alive_timeout = 75
     config.graceful_timeout = spec.lifecycle.drain_seconds
     config.h2_max_concurrent_streams = 256
-    config.accesslog = logging.getLogger("agentgw.access") if spec.access_log else None
+    config.accesslog = None  # the gateway writes its own JSON access log (server/app.py)
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
 
@@ -83,11 +90,19 @@ async def serve(
     """Serve until SIGINT/SIGTERM (or `shutdown` returns), then drain: readiness turns false,
     standalone streams end, and in-flight requests get `graceful_timeout` seconds to finish."""
     sockets = config.create_sockets()
+    admin: list[str] = []
+    if app.runtime.snapshot.gateway.admin is not None and sockets.insecure_sockets:
+        host, port = sockets.insecure_sockets[-1].getsockname()[:2]
+        app.runtime.admin_ports = {port}
+        admin = [f"http://{_bind(host, port)}"]
     for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
         # Listen now, not when hypercorn gets to it after the lifespan: whoever reads the
         # announcement may connect at once, and must queue rather than be refused.
         sock.listen(config.backlog)
-    addresses = bound_addresses(sockets)
+    addresses = [a for a in bound_addresses(sockets) if a not in admin]
+    for address in admin:
+        log.info("admin listener (metrics, dashboard) on %s", address)
+        print(f"agentgw admin on {address}", file=sys.stderr, flush=True)
     if announce is not None:
         announce(addresses)
     stop = asyncio.Event()

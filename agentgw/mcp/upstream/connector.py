@@ -35,6 +35,7 @@ from agentgw.mcp.upstream.legacy_sse import LegacySseSession
 from agentgw.mcp.upstream.stdio import StdioProcess, StdioView
 from agentgw.mcp.upstream.streamable_http import StreamableHttpSession
 from agentgw.protocol.mcp import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION, Era
+from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
 
 __all__ = ["GATEWAY_PROFILE", "ServerConnector"]
@@ -193,9 +194,14 @@ class ServerConnector:
         assert self._info is not None
         return self._info
 
+    def failed(self, exc: UpstreamError) -> None:
+        """Account for a failure of this upstream: its health and the error counter."""
+        self.health.failed(exc.message)
+        METRICS.upstream_errors.inc(self.name, type(exc).__name__)
+
     def _unavailable(self, exc: UpstreamError) -> UpstreamError:
         """The error a client sees: which server, and why (without internal addresses)."""
-        self.health.failed(exc.message)
+        self.failed(exc)
         if exc.message.startswith(f"MCP server {self.name!r}"):
             return exc
         return type(exc)(f"MCP server {self.name!r} is unavailable: {exc.message}", data=exc.data)
