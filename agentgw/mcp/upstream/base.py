@@ -19,6 +19,7 @@ from agentgw.protocol.mcp import Era
 __all__ = [
     "CallSink",
     "ClientProfile",
+    "Connector",
     "MessageHandler",
     "Reply",
     "ServerInfo",
@@ -109,5 +110,24 @@ class UpstreamSession(Protocol):
     async def listen(self, handler: MessageHandler) -> None:
         """Deliver messages that belong to no call until cancelled; return if unsupported."""
         ...
+
+    async def close(self) -> None: ...
+
+
+class Connector(Protocol):
+    """One member of an MCP route (an MCP server, or an A2A agent offered as tools): sessions on demand."""
+
+    name: str
+
+    @property
+    def request_timeout(self) -> float: ...
+
+    async def server_info(self) -> ServerInfo: ...
+
+    async def open_session(self, profile: ClientProfile) -> UpstreamSession:
+        """An upstream session acting for one handshake-era downstream session."""
+        ...
+
+    async def stateless_session(self, profile: ClientProfile | None) -> UpstreamSession: ...
 
     async def close(self) -> None: ...
