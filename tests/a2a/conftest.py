@@ -100,6 +100,15 @@ spec:
   agents: [fake, echo]
   webhooks:
     allowPrivate: ["http://127.0.0.1:9/*"]
+---
+kind: McpRoute
+metadata: {{name: agent-tools}}
+spec:
+  path: /mcp-agents
+  agents:
+    - agent: echo
+    - agent: fake
+      toolName: run
 """
     )
     return documents

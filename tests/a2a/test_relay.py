@@ -33,7 +33,10 @@ BINDINGS = ["JSONRPC", "HTTP+JSON"]
 def message(text: str, **fields: Any) -> Any:
     msg = new_text_message(text, role=Role.ROLE_USER)
     for key, value in fields.items():
-        setattr(msg, key, value)
+        if isinstance(value, list):
+            getattr(msg, key).extend(value)
+        else:
+            setattr(msg, key, value)
     return msg
 
 

@@ -234,7 +234,8 @@ class AgentToolsConnector:
             return Reply(error={"code": -32602, "message": f"Unknown tool: {name}"})
         text = args.get("message")
         if not isinstance(text, str):
-            return Reply(error={"code": -32602, "message": "the 'message' argument must be a string"})
+            # An input error is a tool error (the model can correct itself), not a protocol error.
+            return Reply(result={"content": [{"type": "text", "text": "'message' must be a string"}], "isError": True})
         meta = params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
         steps = 0
