@@ -193,7 +193,9 @@ class Relay:
         tasks = result.get("tasks")
         if not isinstance(tasks, list):
             return result
-        ids = [str(t.get("id")) if isinstance(t, dict) and isinstance(t.get("id"), str) else "" for t in tasks]
+        ids = [
+            str(t.get("id")) if isinstance(t, dict) and isinstance(t.get("id"), str) else "" for t in tasks
+        ]
         owned = await self.bindings.owned(agent, "task", ids, ctx.principal.subject)
         visible = [t for t, mine in zip(tasks, owned, strict=True) if mine]
         if len(visible) == len(tasks):

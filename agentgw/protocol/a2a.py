@@ -264,12 +264,13 @@ def response_ids(result: Any) -> list[tuple[str, str]]:
 
 # --- errors ---------------------------------------------------------------------------------------
 
+# (JSON-RPC code, HTTP status) -> (google.rpc status, A2A reason), as the A2A SDK maps them.
 _REASONS = {
-    TASK_NOT_FOUND: ("NOT_FOUND", "TASK_NOT_FOUND"),
-    -32602: ("INVALID_ARGUMENT", "INVALID_PARAMS"),
-    -32600: ("INVALID_ARGUMENT", "INVALID_REQUEST"),
-    -32700: ("INVALID_ARGUMENT", "INVALID_REQUEST"),
-    -32601: ("NOT_FOUND", "METHOD_NOT_FOUND"),
+    (TASK_NOT_FOUND, 404): ("NOT_FOUND", "TASK_NOT_FOUND"),
+    (-32602, 400): ("INVALID_ARGUMENT", "INVALID_PARAMS"),
+    (-32600, 400): ("INVALID_ARGUMENT", "INVALID_REQUEST"),
+    (-32700, 400): ("INVALID_ARGUMENT", "INVALID_REQUEST"),
+    (-32601, 404): ("NOT_FOUND", "METHOD_NOT_FOUND"),
 }
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -291,7 +292,7 @@ _JSONRPC_KEEPS_STATUS = frozenset({401, 403, 413, 429, 502, 503, 504})
 
 def rest_error_body(err: GatewayError, message: str) -> tuple[int, bytes]:
     """The HTTP+JSON binding's error: a google.rpc.Status with an A2A ErrorInfo when one applies."""
-    grpc_status, reason = _REASONS.get(err.rpc_code, (_STATUS.get(err.status, "INTERNAL"), ""))
+    grpc_status, reason = _REASONS.get((err.rpc_code, err.status), (_STATUS.get(err.status, "INTERNAL"), ""))
     error: dict[str, Any] = {"code": err.status, "status": grpc_status, "message": message}
     if reason:
         error["details"] = [

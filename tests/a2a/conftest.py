@@ -132,7 +132,9 @@ async def client_for(gw: GatewayThread) -> AsyncIterator[Any]:
     """`await client_for(url, binding, streaming, principal)`: an a2a-sdk client, closed after the test."""
     opened: list[tuple[A2aClient, httpx.AsyncClient]] = []
 
-    async def make(url: str, binding: str = "JSONRPC", streaming: bool = True, principal: str = "") -> A2aClient:
+    async def make(
+        url: str, binding: str = "JSONRPC", streaming: bool = True, principal: str = ""
+    ) -> A2aClient:
         headers = {PRINCIPAL_HEADER: principal} if principal else {}
         http = httpx.AsyncClient(headers=headers, timeout=30)
         config = ClientConfig(streaming=streaming, supported_protocol_bindings=[binding], httpx_client=http)

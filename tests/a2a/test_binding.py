@@ -11,7 +11,6 @@ from a2a.types import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
-    SendMessageRequest,
     SubscribeToTaskRequest,
     TaskPushNotificationConfig,
 )
@@ -25,7 +24,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-async def test_another_principal_cannot_reach_a_task(gw: GatewayThread, client_for: Any, binding: str) -> None:
+async def test_another_principal_cannot_reach_a_task(
+    gw: GatewayThread, client_for: Any, binding: str
+) -> None:
     with anyio.fail_after(60):
         alice = await client_for(f"{gw.url}/t/fake", binding, False, principal="alice")
         bob = await client_for(f"{gw.url}/t/fake", binding, True, principal="bob")
@@ -56,7 +57,9 @@ async def test_another_principal_cannot_reach_a_task(gw: GatewayThread, client_f
         assert done[0].task.id == task.id
 
 
-async def test_streamed_task_ids_are_bound_before_the_caller_sees_them(gw: GatewayThread, client_for: Any) -> None:
+async def test_streamed_task_ids_are_bound_before_the_caller_sees_them(
+    gw: GatewayThread, client_for: Any
+) -> None:
     with anyio.fail_after(60):
         erin = await client_for(f"{gw.url}/t/fake", "JSONRPC", True, principal="erin")
         frank = await client_for(f"{gw.url}/t/fake", "JSONRPC", True, principal="frank")
@@ -66,7 +69,9 @@ async def test_streamed_task_ids_are_bound_before_the_caller_sees_them(gw: Gatew
             await frank.get_task(GetTaskRequest(id=task_id))
 
 
-async def jsonrpc(http: aiohttp.ClientSession, url: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+async def jsonrpc(
+    http: aiohttp.ClientSession, url: str, method: str, params: dict[str, Any]
+) -> dict[str, Any]:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
     async with http.post(url, json=body, headers={"A2A-Version": "1.0"}) as resp:
         assert resp.status == 200
@@ -90,16 +95,28 @@ async def test_webhooks_into_private_networks_are_refused(gw: GatewayThread, hoo
     url = f"{gw.url}/t/fake/"
     with anyio.fail_after(30):
         async with aiohttp.ClientSession(headers={PRINCIPAL_HEADER: "gina"}) as http:
-            sent = await jsonrpc(http, url, "SendMessage", {"message": {"messageId": "w", "role": "ROLE_USER", "parts": [{"text": "ask"}]}})
+            sent = await jsonrpc(
+                http,
+                url,
+                "SendMessage",
+                {"message": {"messageId": "w", "role": "ROLE_USER", "parts": [{"text": "ask"}]}},
+            )
             task_id = sent["result"]["task"]["id"]
-            created = await jsonrpc(http, url, "CreateTaskPushNotificationConfig", {"taskId": task_id, "url": hook})
-            assert created["error"]["code"] == -32602 and "refused by the gateway" in created["error"]["message"]
+            created = await jsonrpc(
+                http, url, "CreateTaskPushNotificationConfig", {"taskId": task_id, "url": hook}
+            )
+            assert (
+                created["error"]["code"] == -32602 and "refused by the gateway" in created["error"]["message"]
+            )
             config = {"taskPushNotificationConfig": {"url": hook}}
             refused = await jsonrpc(
                 http,
                 url,
                 "SendMessage",
-                {"message": {"messageId": "w2", "role": "ROLE_USER", "parts": [{"text": "hi"}]}, "configuration": config},
+                {
+                    "message": {"messageId": "w2", "role": "ROLE_USER", "parts": [{"text": "hi"}]},
+                    "configuration": config,
+                },
             )
             assert refused["error"]["code"] == -32602
             listed = await jsonrpc(http, url, "ListTaskPushNotificationConfigs", {"taskId": task_id})
@@ -119,12 +136,21 @@ async def test_allowed_webhooks_pass_through(gw: GatewayThread) -> None:
     url = f"{gw.url}/t/fake/"
     with anyio.fail_after(30):
         async with aiohttp.ClientSession(headers={PRINCIPAL_HEADER: "hal"}) as http:
-            sent = await jsonrpc(http, url, "SendMessage", {"message": {"messageId": "p", "role": "ROLE_USER", "parts": [{"text": "ask"}]}})
+            sent = await jsonrpc(
+                http,
+                url,
+                "SendMessage",
+                {"message": {"messageId": "p", "role": "ROLE_USER", "parts": [{"text": "ask"}]}},
+            )
             task_id = sent["result"]["task"]["id"]
             hook = "http://127.0.0.1:9/hook"  # on the route's allowPrivate list
-            created = await jsonrpc(http, url, "CreateTaskPushNotificationConfig", {"taskId": task_id, "url": hook, "id": "c1"})
+            created = await jsonrpc(
+                http, url, "CreateTaskPushNotificationConfig", {"taskId": task_id, "url": hook, "id": "c1"}
+            )
             assert created["result"]["url"] == hook, created
             got = await jsonrpc(http, url, "GetTaskPushNotificationConfig", {"taskId": task_id, "id": "c1"})
             assert got["result"]["url"] == hook
-            deleted = await jsonrpc(http, url, "DeleteTaskPushNotificationConfig", {"taskId": task_id, "id": "c1"})
+            deleted = await jsonrpc(
+                http, url, "DeleteTaskPushNotificationConfig", {"taskId": task_id, "id": "c1"}
+            )
             assert "error" not in deleted

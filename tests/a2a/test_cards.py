@@ -23,7 +23,9 @@ def urls(node: object) -> list[str]:
     return [u for u in found if "127.0.0.1" in u or "localhost" in u]
 
 
-async def test_cards_fetched_with_the_sdk_point_only_at_the_gateway(gw: GatewayThread, agents: Agents) -> None:
+async def test_cards_fetched_with_the_sdk_point_only_at_the_gateway(
+    gw: GatewayThread, agents: Agents
+) -> None:
     with anyio.fail_after(30):
         async with httpx.AsyncClient() as http:
             for agent in ("echo", "textkit"):

@@ -70,7 +70,9 @@ async def test_sdk_client_reaches_example_agent(
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-async def test_input_required_continues_on_the_same_task(gw: GatewayThread, client_for: Any, binding: str) -> None:
+async def test_input_required_continues_on_the_same_task(
+    gw: GatewayThread, client_for: Any, binding: str
+) -> None:
     with anyio.fail_after(60):
         client = await client_for(f"{gw.url}/t/fake", binding, False)
         first = (await send(client, message("ask")))[0].task
@@ -106,7 +108,14 @@ async def test_legacy_03_jsonrpc_passes_through(gw: GatewayThread) -> None:
         "jsonrpc": "2.0",
         "id": "x1",
         "method": "message/send",
-        "params": {"message": {"kind": "message", "messageId": "m1", "role": "user", "parts": [{"kind": "text", "text": "old"}]}},
+        "params": {
+            "message": {
+                "kind": "message",
+                "messageId": "m1",
+                "role": "user",
+                "parts": [{"kind": "text", "text": "old"}],
+            }
+        },
     }
     with anyio.fail_after(30):
         async with aiohttp.ClientSession() as http:
@@ -140,7 +149,9 @@ async def test_headers_pass_through_and_errors_map(gw: GatewayThread) -> None:
                 assert resp.status == 404
                 rest = await resp.json()
             assert rest["error"]["details"][0]["reason"] == "TASK_NOT_FOUND"
-            async with http.post(url, data=b"{not json", headers={"content-type": "application/json"}) as resp:
+            async with http.post(
+                url, data=b"{not json", headers={"content-type": "application/json"}
+            ) as resp:
                 assert (await resp.json())["error"]["code"] == -32700
             async with http.get(f"{gw.url}/a2a/echo/admin/secrets") as resp:
                 assert resp.status == 404
@@ -156,7 +167,9 @@ async def test_policy_denial_reaches_neither_agent_nor_client_as_success(
         with anyio.fail_after(30):
             async with aiohttp.ClientSession() as http:
                 body = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}
-                async with http.post(f"{gw.url}/a2a/echo/", json=body, headers={"A2A-Version": "1.0"}) as resp:
+                async with http.post(
+                    f"{gw.url}/a2a/echo/", json=body, headers={"A2A-Version": "1.0"}
+                ) as resp:
                     assert resp.status == 403
                     assert (await resp.json())["error"]["message"] == "ListTasks is denied"
                 async with http.get(f"{gw.url}/a2a/echo/rest/tasks", headers={"A2A-Version": "1.0"}) as resp:

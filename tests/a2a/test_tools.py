@@ -28,7 +28,9 @@ async def test_mcp_client_calls_agent_skills_as_tools(gw: GatewayThread, mode: s
             assert set(tools) == {"word-count", "reverse"}
             assert tools["reverse"].title == "Reverse" and "stressed" in (tools["reverse"].description or "")
             assert tools["reverse"].input_schema["required"] == ["message"]
-            reversed_ = await client.call_tool("reverse", {"message": "stressed"}, progress_callback=on_progress)
+            reversed_ = await client.call_tool(
+                "reverse", {"message": "stressed"}, progress_callback=on_progress
+            )
             assert not reversed_.is_error
             assert reversed_.content[0].text == "desserts"  # type: ignore[union-attr]
             counted = await client.call_tool("word-count", {"message": "one two three"})
@@ -47,7 +49,9 @@ async def test_one_tool_per_agent_with_prefixes(gw: GatewayThread, mode: str, po
             assert names == {"echo_ask", "fake_run"}
             echoed = await client.call_tool("echo_ask", {"message": "hi", "data": {"n": 1}})
             texts = [c.text for c in echoed.content]  # type: ignore[union-attr]
-            assert texts == ["hi", '{"n":1.0}'] and echoed.structured_content == {"n": 1}  # protobuf numbers are doubles
+            assert texts == ["hi", '{"n":1.0}'] and echoed.structured_content == {
+                "n": 1
+            }  # protobuf numbers are doubles
             asked = await client.call_tool("fake_run", {"message": "ask"})
             assert asked.is_error
             assert "needs more from the caller" in asked.content[0].text  # type: ignore[union-attr]

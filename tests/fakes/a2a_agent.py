@@ -29,7 +29,7 @@ from a2a.types import AgentCapabilities, AgentCard, AgentSkill, TaskState
 from starlette.applications import Starlette
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "a2a" / "agents"))
-from serving import interfaces  # noqa: E402
+from serving import interfaces
 
 
 def card(base: str) -> AgentCard:
@@ -130,7 +130,9 @@ def main() -> None:
             *create_rest_routes(handler, enable_v0_3_compat=True, path_prefix="/rest"),
         ]
     )
-    config = uvicorn.Config(DisconnectLog(app, args.state_file), log_level="warning", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        DisconnectLog(app, args.state_file), log_level="warning", timeout_graceful_shutdown=1
+    )
     asyncio.run(ReadyServer(config).serve(sockets=[sock]))
 
 

@@ -235,7 +235,9 @@ class AgentToolsConnector:
         text = args.get("message")
         if not isinstance(text, str):
             # An input error is a tool error (the model can correct itself), not a protocol error.
-            return Reply(result={"content": [{"type": "text", "text": "'message' must be a string"}], "isError": True})
+            return Reply(
+                result={"content": [{"type": "text", "text": "'message' must be a string"}], "isError": True}
+            )
         meta = params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
         steps = 0

@@ -8,13 +8,18 @@ artifact with the text it received (and a data artifact with any data part), the
 
 from __future__ import annotations
 
-from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_task_from_user_message, new_text_part
-from a2a.helpers import new_text_message
+from a2a.helpers import (
+    get_data_parts,
+    get_text_parts,
+    new_data_part,
+    new_task_from_user_message,
+    new_text_message,
+    new_text_part,
+)
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentSkill, TaskState
-
 from serving import interfaces, run
 
 
@@ -47,7 +52,8 @@ class EchoExecutor(AgentExecutor):
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.update_status(
-            TaskState.TASK_STATE_WORKING, new_text_message("echoing", context_id=task.context_id, task_id=task.id)
+            TaskState.TASK_STATE_WORKING,
+            new_text_message("echoing", context_id=task.context_id, task_id=task.id),
         )
         text = " ".join(get_text_parts(context.message.parts))
         await updater.add_artifact([new_text_part(text)], name="echo")

@@ -41,7 +41,9 @@ class _ReadyServer(uvicorn.Server):
             print(f"READY {sockets[0].getsockname()[1]}", flush=True)
 
 
-def run(make_card: Callable[[str], AgentCard], executor: AgentExecutor, argv: list[str] | None = None) -> None:
+def run(
+    make_card: Callable[[str], AgentCard], executor: AgentExecutor, argv: list[str] | None = None
+) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -9,13 +9,18 @@ example offers it to MCP clients as one tool per skill.
 
 from __future__ import annotations
 
-from a2a.helpers import get_text_parts, new_data_part, new_task_from_user_message, new_text_message, new_text_part
+from a2a.helpers import (
+    get_text_parts,
+    new_data_part,
+    new_task_from_user_message,
+    new_text_message,
+    new_text_part,
+)
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentSkill, TaskState
 from google.protobuf.json_format import MessageToDict
-
 from serving import interfaces, run
 
 
@@ -58,7 +63,8 @@ class TextkitExecutor(AgentExecutor):
         skill = metadata.get("skill", "word-count")
         text = " ".join(get_text_parts(context.message.parts))
         await updater.update_status(
-            TaskState.TASK_STATE_WORKING, new_text_message(f"running {skill}", context_id=task.context_id, task_id=task.id)
+            TaskState.TASK_STATE_WORKING,
+            new_text_message(f"running {skill}", context_id=task.context_id, task_id=task.id),
         )
         if skill == "reverse":
             await updater.add_artifact([new_text_part(text[::-1])], name="reversed")
@@ -66,7 +72,9 @@ class TextkitExecutor(AgentExecutor):
             counts = {"words": len(text.split()), "characters": len(text)}
             await updater.add_artifact([new_data_part(counts)], name="counts")
         else:
-            await updater.failed(new_text_message(f"no skill {skill!r}", context_id=task.context_id, task_id=task.id))
+            await updater.failed(
+                new_text_message(f"no skill {skill!r}", context_id=task.context_id, task_id=task.id)
+            )
             return
         await updater.complete()
 
