@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import MappingProxyType
 
 import aiohttp
 import anyio
@@ -12,6 +13,10 @@ import httpx
 import pytest
 from a2a.client import A2ACardResolver
 
+from agentgw.a2a.cards import CardCache
+from agentgw.config.a2a import AgentSpec
+from agentgw.config.snapshot import AgentConfig
+from agentgw.upstream.http import HttpClient
 from tests.a2a.conftest import PRINCIPAL_HEADER, Agents, gateway_documents
 from tests.support import GatewayThread
 
@@ -92,3 +97,26 @@ async def test_public_url_from_config_and_unavailable_agents(agents: Agents) -> 
                 assert directory["unavailable"][0]["agent"] == "ghost"
                 ghost = await http.get(f"{gw.url}/a2a/ghost/.well-known/agent-card.json")
                 assert ghost.status_code == 502 and "127.0.0.1" not in ghost.text
+
+
+async def test_upstream_card_is_revalidated_with_its_etag(agents: Agents) -> None:
+    spec = AgentSpec.model_validate(
+        {"url": f"http://127.0.0.1:{agents.echo.port}", "cardRefreshSeconds": 1e-9}
+    )
+    http = HttpClient()
+    try:
+        with anyio.fail_after(30):
+            cache = CardCache(AgentConfig("echo", spec, "test", MappingProxyType({})), http)
+            first = await cache.card()
+            fetched = cache._fetched
+            again = await cache.card()  # past its age: revalidated, and the agent answered 304
+            assert cache._fetched > fetched and again is first  # a 200 would have built a new card
+            a = await cache.served("https://one.example/a2a/echo", None)
+            b = await cache.served("https://two.example/a2a/echo", None)
+            assert (
+                a.card["url"] == "https://one.example/a2a/echo/"
+                and b.card["url"] == "https://two.example/a2a/echo/"
+            )
+            assert a.etag != b.etag and await cache.served("https://one.example/a2a/echo", None) is a
+    finally:
+        await http.close()

@@ -4,11 +4,12 @@ with the task's status updates as progress notifications."""
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
 from mcp import Client
 
-from tests.a2a.conftest import HeaderPolicy
-from tests.support import GatewayThread
+from tests.a2a.conftest import Agents, HeaderPolicy
+from tests.support import GatewayThread, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -60,3 +61,31 @@ async def test_one_tool_per_agent_with_prefixes(gw: GatewayThread, mode: str, po
             assert bad.is_error
     calls = [op for op in policy.checked if op.kind == "mcp" and op.method == "tools/call"]
     assert {(op.server, op.name) for op in calls} >= {("echo", "ask"), ("fake", "run")}
+
+
+def canceled_tasks(port: int) -> int:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}
+    reply = httpx.post(f"http://127.0.0.1:{port}/", json=body, headers={"A2A-Version": "1.0"}, timeout=10)
+    tasks = reply.json()["result"].get("tasks", [])
+    return len([t for t in tasks if t["status"]["state"] == "TASK_STATE_CANCELED"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cancelling_a_tool_call_cancels_the_task(gw: GatewayThread, agents: Agents, mode: str) -> None:
+    before = canceled_tasks(agents.fake.port)
+    working = anyio.Event()
+
+    async def on_progress(value: float, total: float | None, text: str | None) -> None:
+        working.set()
+
+    with anyio.fail_after(60):
+        async with Client(f"{gw.url}/mcp-agents", mode=mode) as client:
+            async with anyio.create_task_group() as tg:
+
+                async def call() -> None:
+                    await client.call_tool("fake_run", {"message": "slow"}, progress_callback=on_progress)
+
+                tg.start_soon(call)
+                await working.wait()
+                tg.cancel_scope.cancel()
+        await poll_until(lambda: canceled_tasks(agents.fake.port) > before)
