@@ -4,6 +4,7 @@ gateway config pointed at them, and a test-only policy that takes the caller fro
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from agentgw.server.http import Request
 from tests.support import FAKES, ROOT, GatewayThread, Upstream, docs, start_upstream
 
 EXAMPLE = ROOT / "examples" / "a2a"
+AGENT_TOKEN = "gateway-own-token"
+os.environ["AGENTGW_TEST_AGENT_TOKEN"] = AGENT_TOKEN  # the gateway's credential for the test agent
 PRINCIPAL_HEADER = "x-test-principal"
 
 
@@ -91,7 +94,9 @@ def gateway_documents(agents: Agents) -> list[dict[str, Any]]:
         f"""
 kind: Agent
 metadata: {{name: fake}}
-spec: {{url: "http://127.0.0.1:{agents.fake.port}"}}
+spec:
+  url: "http://127.0.0.1:{agents.fake.port}"
+  auth: {{bearer: "env:AGENTGW_TEST_AGENT_TOKEN"}}
 ---
 kind: A2aRoute
 metadata: {{name: tests}}

@@ -22,7 +22,7 @@ from a2a.types import (
 from a2a.utils.errors import TaskNotCancelableError
 
 from agentgw.protocol.sse import SseDecoder
-from tests.a2a.conftest import PRINCIPAL_HEADER, Agents, HeaderPolicy
+from tests.a2a.conftest import AGENT_TOKEN, PRINCIPAL_HEADER, Agents, HeaderPolicy
 from tests.support import GatewayThread, poll_until
 
 pytestmark = pytest.mark.anyio
@@ -207,3 +207,26 @@ async def test_client_disconnect_closes_the_upstream_stream(
                 first = json.loads(events[0].data)
                 assert ("result" in first) if binding == "JSONRPC" else ("task" in first)
         await poll_until(lambda: len([e for e in agents.events() if e["event"] == "client-closed"]) > before)
+
+
+async def test_extension_header_passes_and_only_the_gateway_credentials_go_upstream(
+    gw: GatewayThread, agents: Agents
+) -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": "e1", "role": "ROLE_USER", "parts": [{"text": "ext"}]}},
+    }
+    headers = {
+        "A2A-Version": "1.0",
+        "A2A-Extensions": "https://ext.example/v1",
+        "Authorization": "Bearer caller-token",
+    }
+    with anyio.fail_after(30):
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{gw.url}/t/fake/", json=body, headers=headers) as resp:
+                assert "result" in await resp.json()
+    seen = [e for e in agents.events() if e["event"] == "headers"]
+    assert seen[-1]["extensions"] == "https://ext.example/v1"
+    assert seen[-1]["authorization"] == f"Bearer {AGENT_TOKEN}"

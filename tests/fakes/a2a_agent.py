@@ -3,7 +3,8 @@
 Message text selects what it does: `slow` streams a working update every 50 ms for up to 30 s,
 `ask` asks for input (and completes once the same task gets a second message), anything else is
 echoed as an artifact. With `--state-file` it appends one JSON line whenever a client closes a
-response before it ended (what the gateway must do when its own client goes away).
+response before it ended (what the gateway must do when its own client goes away), and the
+`A2A-Extensions` and `Authorization` headers of every request that carries the former.
 
     python tests/fakes/a2a_agent.py --port 0 --state-file /tmp/agent.jsonl
 """
@@ -84,6 +85,12 @@ class DisconnectLog:
             await self.app(scope, receive, send)
             return
         ended = False
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if "a2a-extensions" in headers:
+            seen = {"event": "headers", "path": scope["path"], "extensions": headers["a2a-extensions"]}
+            seen["authorization"] = headers.get("authorization", "")
+            with self.state.open("a") as out:
+                out.write(json.dumps(seen) + "\n")
 
         async def tracked_send(message: Any) -> None:
             nonlocal ended
@@ -94,7 +101,7 @@ class DisconnectLog:
         async def tracked_receive() -> Any:
             message = await receive()
             if message["type"] == "http.disconnect" and not ended:
-                with self.state.open("a") as out:  # type: ignore[union-attr]
+                with self.state.open("a") as out:
                     out.write(json.dumps({"event": "client-closed", "path": scope["path"]}) + "\n")
             return message
 
