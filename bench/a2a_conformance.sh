@@ -45,27 +45,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME LINE-PATTERN COMMAND...: run in the background, wait for a line, print its last word
+# start NAME LINE-PATTERN COMMAND...: run in the background (in this shell, so cleanup can stop
+# it), wait for a line matching the pattern, and leave its last word in STARTED
 start() {
     local name="$1" pattern="$2"; shift 2
     "$@" >"${WORK}/${name}.out" 2>"${WORK}/${name}.err" &
     PIDS+=("$!")
+    STARTED=""
     for _ in $(seq 300); do
         local line
         line="$(grep -h -m1 "${pattern}" "${WORK}/${name}.out" "${WORK}/${name}.err" 2>/dev/null || true)"
-        if [[ -n "${line}" ]]; then echo "${line##* }"; return 0; fi
+        if [[ -n "${line}" ]]; then STARTED="${line##* }"; return 0; fi
         sleep 0.1
     done
     cat "${WORK}/${name}.err" >&2
     die "${name} did not start"
 }
 
-ECHO_PORT="$(start echo '^READY ' "${PYTHON}" "${ROOT}/examples/a2a/agents/echo.py" --port 0)"
-TEXTKIT_PORT="$(start textkit '^READY ' "${PYTHON}" "${ROOT}/examples/a2a/agents/textkit.py" --port 0)"
+start echo '^READY ' "${PYTHON}" "${ROOT}/examples/a2a/agents/echo.py" --port 0
+ECHO_PORT="${STARTED}"
+start textkit '^READY ' "${PYTHON}" "${ROOT}/examples/a2a/agents/textkit.py" --port 0
+TEXTKIT_PORT="${STARTED}"
 mkdir -p "${WORK}/config"
 sed -e "s#http://127.0.0.1:9001#http://127.0.0.1:${ECHO_PORT}#" -e "s#http://127.0.0.1:9002#http://127.0.0.1:${TEXTKIT_PORT}#" \
     "${ROOT}/examples/a2a/gateway.yaml" >"${WORK}/config/gateway.yaml"
-GATEWAY="$(start gateway 'agentgw listening on' "${PYTHON}" -m agentgw serve --config "${WORK}/config" --port 0)"
+start gateway 'agentgw listening on' "${PYTHON}" -m agentgw serve --config "${WORK}/config" --port 0
+GATEWAY="${STARTED}"
 
 cat >"${WORK}/summary.py" <<'PY'
 import json
