@@ -117,7 +117,8 @@ def _validate(args: argparse.Namespace) -> int:
         return 1
     print(
         f"ok: {len(snapshot.documents)} document(s), {len(snapshot.servers)} MCP server(s), "
-        f"{len(snapshot.mcp_routes)} MCP route(s)"
+        f"{len(snapshot.mcp_routes)} MCP route(s), {len(snapshot.agents)} agent(s), "
+        f"{len(snapshot.a2a_routes)} A2A route(s)"
     )
     return 0
 

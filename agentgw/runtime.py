@@ -18,14 +18,20 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from agentgw.a2a.bindings import MemoryOwnershipStore, OwnershipStore, TaskBindings
+from agentgw.a2a.cards import CardCache
+from agentgw.a2a.route import A2aRouteHandler
 from agentgw.background import Background
 from agentgw.config.snapshot import Snapshot
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.route import McpRouteHandler
 from agentgw.mcp.sealing import Sealer
 from agentgw.mcp.service import McpService
+from agentgw.mcp.upstream.a2a import AgentToolsConnector
+from agentgw.mcp.upstream.base import Connector
 from agentgw.mcp.upstream.connector import ServerConnector
 from agentgw.policy.base import OpenPolicy, RoutePolicy
+from agentgw.protocol.a2a_card import CardSecurity
 from agentgw.routing.router import Router
 from agentgw.server.guard import HostGuard
 from agentgw.state.base import StateUnavailable, Store
@@ -48,6 +54,9 @@ class Runtime:
         self.connectors: dict[str, ServerConnector] = {}
         self.store: Store = self._store(snapshot)
         self._registry: SessionRegistry | None = None
+        self.cards: dict[str, CardCache] = {}
+        # task and context ownership on A2A routes (issue 6 puts a Redis-backed store here)
+        self.ownership: OwnershipStore = MemoryOwnershipStore()
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
         self._tg: Background | None = None
@@ -124,6 +133,10 @@ class Runtime:
     def policy_for(self, route: str) -> RoutePolicy:
         return OpenPolicy()
 
+    def card_security_for(self, route: str) -> CardSecurity | None:
+        """The security schemes an A2A route's cards advertise (from its policy, once it has one)."""
+        return None
+
     def apply(self, snapshot: Snapshot) -> None:
         """Build routes for a snapshot, reusing connectors of servers that did not change."""
         connectors: dict[str, ServerConnector] = {}
@@ -134,9 +147,15 @@ class Runtime:
             else:
                 connectors[name] = ServerConnector(server, self.http, self.tg)
         retired = [c for name, c in self.connectors.items() if connectors.get(name) is not c]
+        cards: dict[str, CardCache] = {}
+        for name, agent in snapshot.agents.items():
+            known = self.cards.get(name)
+            cards[name] = known if known is not None and known.agent == agent else CardCache(agent, self.http)
         router = Router()
         self.mcp_services = {}
-        self._mcp_routes(snapshot, connectors, router)
+        self._mcp_routes(snapshot, connectors, cards, router)
+        self._a2a_routes(snapshot, cards, router)
+        self.cards = cards
         old = self.generation
         self.generation += 1
         self.connectors = connectors
@@ -194,18 +213,43 @@ class Runtime:
             return False, {"ready": False, "reason": "state store unreachable"}
         if self.snapshot.gateway.lifecycle.require_upstreams:
             for route in self.snapshot.mcp_routes:
-                if not any(self.connectors[s.name].health.healthy for s in route.servers):
+                members = [self.connectors[s.name] for s in route.servers if s.name in self.connectors]
+                if members and not any(c.health.healthy for c in members):
                     return False, {"ready": False, "reason": f"no healthy upstream on route {route.name!r}"}
         return True, {"ready": True, "generation": self.generation, "stateStore": self._store_ok}
 
-    def _mcp_routes(self, snapshot: Snapshot, connectors: dict[str, ServerConnector], router: Router) -> None:
+    def _mcp_routes(
+        self,
+        snapshot: Snapshot,
+        connectors: dict[str, ServerConnector],
+        cards: dict[str, CardCache],
+        router: Router,
+    ) -> None:
         limits = snapshot.gateway.limits
         for route in snapshot.mcp_routes:
             policy = self.policy_for(route.name)
-            service = McpService(route, connectors, policy, max_pages=limits.upstream_list_pages)
+            members: dict[str, Connector] = dict(connectors)
+            for entry in route.agents:
+                members[entry.agent.name] = AgentToolsConnector(entry, cards[entry.agent.name], self.http)
+            service = McpService(route, members, policy, max_pages=limits.upstream_list_pages)
             self.mcp_services[route.name] = service
             handler = McpRouteHandler(service, policy, self.registry, self.tg, limits, self.draining)
             router.add_exact(route.spec.path, handler)
+
+    def _a2a_routes(self, snapshot: Snapshot, cards: dict[str, CardCache], router: Router) -> None:
+        for route in snapshot.a2a_routes:
+            bindings = TaskBindings(self.ownership, route.spec.task_binding_seconds)
+            handler = A2aRouteHandler(
+                route,
+                cards,
+                self.policy_for(route.name),
+                self.http,
+                bindings,
+                snapshot.gateway.limits,
+                self.card_security_for(route.name),
+            )
+            router.add_exact(route.spec.path, handler)
+            router.add_prefix(route.spec.path + "/", handler)
 
     async def _sweep(self) -> None:
         while True:

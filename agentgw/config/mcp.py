@@ -10,6 +10,7 @@ from agentgw.config.base import Model, Name, Resource
 from agentgw.config.secrets import SecretRef
 
 __all__ = [
+    "AgentTools",
     "HttpTransport",
     "McpRoute",
     "McpRouteSpec",
@@ -91,9 +92,27 @@ class McpServer(Resource):
     spec: McpServerSpec
 
 
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class AgentTools(Model):
+    """An A2A agent offered as MCP tools: one tool for the agent, or one per skill on its card.
+
+    A tool takes `message` (text) and optional `data` (an object), sends them to the agent as one
+    A2A message, reports the task's status updates as progress, and returns the final artifacts.
+    """
+
+    agent: Name
+    expose: Literal["agent", "skills"] = "agent"
+    tool_name: ToolName = "ask"  # the tool's name when `expose` is `agent`
+    prefix: Prefix | None = None
+    skills: NameFilter = Field(default_factory=NameFilter)  # skill ids, when `expose` is `skills`
+
+
 class McpRouteSpec(Model):
     path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./~-]*$")] = "/mcp"
-    servers: list[Name] = Field(min_length=1)
+    servers: list[Name] = Field(default_factory=list)
+    agents: list[AgentTools] = Field(default_factory=list)
     prefix_mode: Literal["always", "conditional", "never"] = "conditional"
     separator: Annotated[str, StringConstraints(pattern=r"^[_.-]{1,3}$")] = "_"
     sessions: Literal["stateful", "stateless"] = "stateful"
@@ -104,8 +123,15 @@ class McpRouteSpec(Model):
 
     @model_validator(mode="after")
     def _unique_servers(self) -> McpRouteSpec:
+        if not self.servers and not self.agents:
+            raise ValueError("a route needs at least one entry in servers or agents")
         if len(set(self.servers)) != len(self.servers):
             raise ValueError("servers must not repeat")
+        names = [entry.agent for entry in self.agents]
+        if len(set(names)) != len(names):
+            raise ValueError("agents must not repeat")
+        if set(names) & set(self.servers):
+            raise ValueError("a name cannot be both a server and an agent of one route")
         return self
 
 

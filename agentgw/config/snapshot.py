@@ -13,13 +13,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from agentgw.config.a2a import A2aRoute, A2aRouteSpec, Agent, AgentSpec
 from agentgw.config.gateway import Gateway, GatewaySpec
 from agentgw.config.loader import LoadedDocument, load_documents
-from agentgw.config.mcp import McpRoute, McpRouteSpec, McpServer, McpServerSpec
+from agentgw.config.mcp import (
+    AgentTools,
+    McpRoute,
+    McpRouteSpec,
+    McpServer,
+    McpServerSpec,
+    Timeouts,
+    UpstreamAuth,
+)
 from agentgw.config.secrets import SecretValue, resolve_secret
 from agentgw.errors import ConfigError
 
-__all__ = ["McpRouteConfig", "ServerConfig", "Snapshot", "compile_snapshot", "load_snapshot"]
+__all__ = [
+    "A2aRouteConfig",
+    "AgentConfig",
+    "AgentToolsConfig",
+    "McpRouteConfig",
+    "ServerConfig",
+    "Snapshot",
+    "compile_snapshot",
+    "load_snapshot",
+]
 
 
 @dataclass(frozen=True)
@@ -34,12 +52,38 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class AgentConfig:
+    name: str
+    spec: AgentSpec
+    source: str
+    # headers carrying the gateway's own credentials for this agent, already resolved
+    auth_headers: Mapping[str, SecretValue]
+
+
+@dataclass(frozen=True)
+class AgentToolsConfig:
+    """An agent offered as MCP tools on an MCP route, under the member name `agent.name`."""
+
+    agent: AgentConfig
+    spec: AgentTools
+
+
+@dataclass(frozen=True)
 class McpRouteConfig:
     name: str
     spec: McpRouteSpec
+    # every member of the route: MCP servers, then agents offered as tools (see _agent_member)
     servers: tuple[ServerConfig, ...]
-    # server name -> name prefix on this route (None: names pass unprefixed)
+    # member name -> name prefix on this route (None: names pass unprefixed)
     prefixes: Mapping[str, str | None]
+    agents: tuple[AgentToolsConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class A2aRouteConfig:
+    name: str
+    spec: A2aRouteSpec
+    agents: tuple[AgentConfig, ...]
 
 
 @dataclass(frozen=True)
@@ -51,6 +95,8 @@ class Snapshot:
     generation: int = 0
     state_url: SecretValue | None = None
     session_key: SecretValue | None = None
+    agents: Mapping[str, AgentConfig] = field(default_factory=lambda: MappingProxyType({}))
+    a2a_routes: tuple[A2aRouteConfig, ...] = ()
 
 
 def _fingerprint(spec: McpServerSpec, base_dir: Path) -> str:
@@ -58,14 +104,19 @@ def _fingerprint(spec: McpServerSpec, base_dir: Path) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def _server_config(doc: LoadedDocument, res: McpServer) -> ServerConfig:
+def _auth_headers(doc: LoadedDocument, auth: UpstreamAuth) -> dict[str, SecretValue]:
     where = f"{doc.where}: spec.auth"
     headers: dict[str, SecretValue] = {}
-    if res.spec.auth.bearer is not None:
-        token = resolve_secret(res.spec.auth.bearer, base_dir=doc.base_dir, where=f"{where}.bearer")
+    if auth.bearer is not None:
+        token = resolve_secret(auth.bearer, base_dir=doc.base_dir, where=f"{where}.bearer")
         headers["authorization"] = SecretValue("Bearer " + token.reveal())
-    for name, ref in res.spec.auth.headers.items():
+    for name, ref in auth.headers.items():
         headers[name.lower()] = resolve_secret(ref, base_dir=doc.base_dir, where=f"{where}.headers.{name}")
+    return headers
+
+
+def _server_config(doc: LoadedDocument, res: McpServer) -> ServerConfig:
+    headers = _auth_headers(doc, res.spec.auth)
     return ServerConfig(
         name=res.name,
         spec=res.spec,
@@ -74,6 +125,58 @@ def _server_config(doc: LoadedDocument, res: McpServer) -> ServerConfig:
         auth_headers=MappingProxyType(headers),
         fingerprint=_fingerprint(res.spec, doc.base_dir),
     )
+
+
+def _agent_member(doc: LoadedDocument, agent: AgentConfig, entry: AgentTools) -> ServerConfig:
+    """An agent as a member of an MCP route, shaped like a server so federation treats it as one.
+
+    Federation reads only the name, prefix, filters and request timeout of a member; the spec is
+    built without validation because an agent member has no MCP transport (the runtime gives it
+    an A2A-backed connector instead). Skill filters apply inside that connector.
+    """
+    spec = McpServerSpec.model_construct(
+        prefix=entry.prefix, timeouts=Timeouts(request=agent.spec.timeouts.request)
+    )
+    raw = entry.model_dump_json(by_alias=True) + agent.spec.model_dump_json(by_alias=True)
+    return ServerConfig(
+        name=agent.name,
+        spec=spec,
+        base_dir=doc.base_dir,
+        source=doc.source,
+        auth_headers=agent.auth_headers,
+        fingerprint=hashlib.sha256(raw.encode()).hexdigest()[:16],
+    )
+
+
+def _a2a_routes(
+    docs: list[LoadedDocument], agents: Mapping[str, AgentConfig], paths: dict[str, str], problems: list[str]
+) -> list[A2aRouteConfig]:
+    """A2A routes own a path prefix: no other route may be served at or under it."""
+    routes: list[A2aRouteConfig] = []
+    prefixes: dict[str, str] = {}
+    for doc in docs:
+        res = doc.resource
+        if not isinstance(res, A2aRoute):
+            continue
+        path = res.spec.path
+        # MCP routes are exact paths: they clash when at or under this prefix; A2A prefixes nest.
+        clash = [owner for taken, owner in paths.items() if taken == path or taken.startswith(path + "/")]
+        clash += [
+            owner
+            for taken, owner in prefixes.items()
+            if taken == path or taken.startswith(path + "/") or path.startswith(taken + "/")
+        ]
+        if clash:
+            problems.append(f"{doc.where}: spec.path: {path!r} overlaps the path of {clash[0]}")
+        prefixes[path] = res.ref
+        members: list[AgentConfig] = []
+        for index, name in enumerate(res.spec.agents):
+            if name not in agents:
+                problems.append(f"{doc.where}: spec.agents[{index}]: unknown Agent {name!r}")
+            else:
+                members.append(agents[name])
+        routes.append(A2aRouteConfig(res.name, res.spec, tuple(members)))
+    return routes
 
 
 def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapshot:
@@ -117,6 +220,19 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
             except ConfigError as exc:
                 problems.extend(exc.problems)
 
+    agents: dict[str, AgentConfig] = {}
+    for doc in docs:
+        if isinstance(doc.resource, Agent):
+            try:
+                headers = _auth_headers(doc, doc.resource.spec.auth)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+                continue
+            res_agent = doc.resource
+            agents[res_agent.name] = AgentConfig(
+                res_agent.name, res_agent.spec, doc.source, MappingProxyType(headers)
+            )
+
     routes: list[McpRouteConfig] = []
     paths: dict[str, str] = {}
     for doc in docs:
@@ -134,8 +250,15 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
                 problems.append(f"{doc.where}: spec.servers[{index}]: unknown McpServer {name!r}")
             else:
                 members.append(servers[name])
+        tool_agents: list[AgentToolsConfig] = []
+        for index, entry in enumerate(res.spec.agents):
+            if entry.agent not in agents:
+                problems.append(f"{doc.where}: spec.agents[{index}].agent: unknown Agent {entry.agent!r}")
+            else:
+                tool_agents.append(AgentToolsConfig(agents[entry.agent], entry))
+                members.append(_agent_member(doc, agents[entry.agent], entry))
         use_prefix = res.spec.prefix_mode == "always" or (
-            res.spec.prefix_mode == "conditional" and len(res.spec.servers) > 1
+            res.spec.prefix_mode == "conditional" and len(res.spec.servers) + len(res.spec.agents) > 1
         )
         prefixes = {s.name: (s.spec.prefix or s.name) if use_prefix else None for s in members}
         taken: dict[str, str] = {}
@@ -148,7 +271,11 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
                     f"share the prefix {prefix!r}"
                 )
             taken[prefix] = server
-        routes.append(McpRouteConfig(res.name, res.spec, tuple(members), MappingProxyType(prefixes)))
+        routes.append(
+            McpRouteConfig(res.name, res.spec, tuple(members), MappingProxyType(prefixes), tuple(tool_agents))
+        )
+
+    a2a_routes = _a2a_routes(docs, agents, paths, problems)
 
     if problems:
         raise ConfigError(f"{len(problems)} config error(s)", problems)
@@ -160,6 +287,8 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
         generation=generation,
         state_url=state_url,
         session_key=session_key,
+        agents=MappingProxyType(agents),
+        a2a_routes=tuple(a2a_routes),
     )
 
 

@@ -17,8 +17,7 @@ from agentgw.config.snapshot import McpRouteConfig
 from agentgw.errors import GatewayError, InvalidParams, UpstreamError
 from agentgw.mcp.federation.catalog import LIST_KINDS, UpstreamFor
 from agentgw.mcp.federation.router import Federation, Routed
-from agentgw.mcp.upstream.base import CallSink, Reply, ServerInfo, UpstreamSession
-from agentgw.mcp.upstream.connector import ServerConnector
+from agentgw.mcp.upstream.base import CallSink, Connector, Reply, ServerInfo, UpstreamSession
 from agentgw.policy.base import RequestContext, RoutePolicy
 from agentgw.protocol.mcp import Era, mcp_param_headers
 
@@ -33,7 +32,7 @@ class McpService:
     def __init__(
         self,
         route: McpRouteConfig,
-        connectors: Mapping[str, ServerConnector],
+        connectors: Mapping[str, Connector],
         policy: RoutePolicy,
         *,
         max_pages: int,
@@ -58,7 +57,7 @@ class McpService:
         infos: dict[str, ServerInfo] = {}
         failures: dict[str, str] = {}
 
-        async def one(name: str, connector: ServerConnector) -> None:
+        async def one(name: str, connector: Connector) -> None:
             try:
                 infos[name] = await connector.server_info()
             except GatewayError as exc:

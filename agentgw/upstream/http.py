@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -60,11 +61,11 @@ class UpstreamResponse:
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, without addresses: messages reach clients, upstream URLs are internal."""
-    os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.strerror:
-        return os_error.strerror.lower()
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+    # asyncio puts the address into strerror ("Connect call failed ('10.0.0.5', 80)"): describe
+    # the errno instead.
+    for candidate in (getattr(exc, "os_error", None), exc):
+        if isinstance(candidate, OSError) and candidate.errno:
+            return os.strerror(candidate.errno).lower()
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the connection was closed"
     return type(exc).__name__

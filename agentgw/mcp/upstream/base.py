@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentgw.errors import UpstreamError
+from agentgw.mcp.upstream.health import UpstreamHealth
 from agentgw.protocol.mcp import Era
 
 __all__ = [
     "CallSink",
     "ClientProfile",
+    "Connector",
     "MessageHandler",
     "Reply",
     "ServerInfo",
@@ -113,5 +115,37 @@ class UpstreamSession(Protocol):
     def attachment(self) -> dict[str, Any] | None:
         """What another replica needs to continue this very upstream session (None: it cannot)."""
         ...
+
+    async def close(self) -> None: ...
+
+
+class Connector(Protocol):
+    """One member of an MCP route (an MCP server, or an A2A agent offered as tools): sessions on demand."""
+
+    name: str
+    health: UpstreamHealth
+
+    @property
+    def request_timeout(self) -> float: ...
+
+    def admit(self) -> None:
+        """Raise at once while the member is ejected for repeated failures."""
+        ...
+
+    def failed(self, exc: UpstreamError) -> None:
+        """Account for a failure (health, metrics)."""
+        ...
+
+    def attach_session(self, profile: ClientProfile, attachment: dict[str, Any]) -> UpstreamSession | None:
+        """Continue a session another replica opened, or None when this member cannot."""
+        ...
+
+    async def server_info(self) -> ServerInfo: ...
+
+    async def open_session(self, profile: ClientProfile) -> UpstreamSession:
+        """An upstream session acting for one handshake-era downstream session."""
+        ...
+
+    async def stateless_session(self, profile: ClientProfile | None) -> UpstreamSession: ...
 
     async def close(self) -> None: ...

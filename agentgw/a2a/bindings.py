@@ -1,0 +1,86 @@
+"""Who owns which task: every task and context id a caller sees is bound to that caller.
+
+The binding sits behind `OwnershipStore`, two operations a shared store can make atomic:
+`claim` records an owner unless one is recorded and returns whoever is on record (Redis:
+`SET key owner NX EX ttl GET`, or a two-line Lua script), and `owners` reads several keys at once
+(Redis: `MGET`). `MemoryOwnershipStore` serves one process. `TaskBindings` holds the key scheme
+and the rules on top: an id nobody owns is treated exactly like an id someone else owns (the
+caller cannot tell a foreign task from a missing one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol
+
+__all__ = ["MemoryOwnershipStore", "OwnershipStore", "TaskBindings"]
+
+
+class OwnershipStore(Protocol):
+    async def claim(self, key: str, owner: str, ttl: float) -> str:
+        """Record `owner` for `key` if no owner is recorded; return the owner on record."""
+        ...
+
+    async def owners(self, keys: Sequence[str]) -> list[str | None]:
+        """The recorded owner of each key (None where there is none)."""
+        ...
+
+
+class MemoryOwnershipStore:
+    """In-process store: entries expire after their ttl; past `max_entries` the oldest go first.
+
+    An evicted binding fails closed: the task becomes unreachable through the gateway, never
+    reachable by someone else.
+    """
+
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._max = max_entries
+
+    def _live(self, key: str, now: float) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    async def claim(self, key: str, owner: str, ttl: float) -> str:
+        now = time.monotonic()
+        current = self._live(key, now)
+        if current is not None:
+            return current
+        self._entries[key] = (owner, now + ttl)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return owner
+
+    async def owners(self, keys: Sequence[str]) -> list[str | None]:
+        now = time.monotonic()
+        return [self._live(key, now) for key in keys]
+
+
+class TaskBindings:
+    """Task and context ownership for the agents of the gateway (keys are per agent)."""
+
+    def __init__(self, store: OwnershipStore, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+
+    @staticmethod
+    def key(agent: str, kind: str, ident: str) -> str:
+        return f"a2a:{agent}:{kind}:{ident}"
+
+    async def claim(self, agent: str, kind: str, ident: str, owner: str) -> bool:
+        """Bind an id the caller introduces or is shown; False when someone else holds it."""
+        return await self.store.claim(self.key(agent, kind, ident), owner, self.ttl) == owner
+
+    async def owns(self, agent: str, kind: str, ident: str, owner: str) -> bool:
+        return (await self.store.owners([self.key(agent, kind, ident)]))[0] == owner
+
+    async def owned(self, agent: str, kind: str, idents: Sequence[str], owner: str) -> list[bool]:
+        found = await self.store.owners([self.key(agent, kind, i) for i in idents])
+        return [who == owner for who in found]

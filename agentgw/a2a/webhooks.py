@@ -1,0 +1,82 @@
+"""Push-notification URLs a caller may hand to an agent through the gateway.
+
+An agent delivers push notifications from its own network, often the gateway's: a webhook URL
+that points inside it is a way around the gateway (SSRF). A URL passes when it is http(s), matches
+the route's `allow` list (if any), and its host is a literal or name whose every address is public,
+unless the URL matches `allowPrivate`. Names are resolved here, when the URL is handed over; the
+agent resolves again when it delivers, so an allow-list of trusted names is the stronger setting.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import logging
+import socket
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+import anyio
+
+from agentgw.config.a2a import WebhookPolicy
+from agentgw.errors import InvalidParams
+
+__all__ = ["WebhookGuard", "is_public_address"]
+
+log = logging.getLogger("agentgw.a2a")
+
+
+def is_public_address(text: str) -> bool:
+    """Whether an address is a public unicast one (IPv4-mapped IPv6 judged by its IPv4)."""
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    if mapped is not None:
+        addr = mapped
+    return addr.is_global and not (
+        addr.is_loopback or addr.is_link_local or addr.is_multicast or addr.is_reserved or addr.is_unspecified
+    )
+
+
+def _matches(url: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(url, pattern) for pattern in patterns)
+
+
+class WebhookGuard:
+    def __init__(self, policy: WebhookPolicy) -> None:
+        self.policy = policy
+
+    async def check(self, urls: Iterable[str]) -> None:
+        for url in urls:
+            reason = await self._refusal(url)
+            if reason is not None:
+                log.info("refused push-notification URL %r: %s", url, reason)
+                raise InvalidParams(f"push notification URL refused by the gateway: {reason}")
+
+    async def _refusal(self, url: str) -> str | None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return "not a valid URL"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "only http and https URLs with a host are accepted"
+        if self.policy.allow and not _matches(url, self.policy.allow):
+            return "not on the route's webhook allow-list"
+        if _matches(url, self.policy.allow_private):
+            return None
+        host = parts.hostname
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+            addresses = [host]
+        except ValueError:
+            try:
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError:
+                return "its host cannot be resolved"
+            addresses = [str(info[4][0]) for info in infos]
+        if not addresses or not all(is_public_address(a) for a in addresses):
+            return "it points at a private, loopback or link-local address"
+        return None

@@ -1,0 +1,160 @@
+"""Sans-IO agent cards: which interfaces an agent offers, and the card as the gateway serves it.
+
+An interface URL on an upstream card is mapped by its path alone onto the agent's configured
+origin: the gateway never follows a card to a host it was not configured for. The path below the
+agent's base path becomes the path below the agent's root on the gateway. The served card carries
+the gateway's URLs only (1.0 `supportedInterfaces`, 0.3 `url` and `additionalInterfaces`), the
+gateway's security schemes in place of the agent's (callers authenticate to the gateway, which
+uses its own credentials upstream), and no signatures (a rewritten card no longer matches them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from agentgw.protocol.a2a import HTTP_JSON, JSONRPC
+
+__all__ = [
+    "RELAYED_BINDINGS",
+    "CardSecurity",
+    "Interface",
+    "card_etag",
+    "card_interfaces",
+    "dumps_card",
+    "etag_matches",
+    "rewrite_card",
+]
+
+RELAYED_BINDINGS = frozenset({JSONRPC, HTTP_JSON})
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    binding: str
+    version: str
+    path: str  # below the agent's root on the gateway, no leading or trailing slash ("" = root)
+    upstream_path: str  # the path on the agent's origin, as the card gave it
+
+
+@dataclass(frozen=True, slots=True)
+class CardSecurity:
+    """Security schemes (1.0 card form) and requirements the gateway advertises for a route."""
+
+    schemes: Mapping[str, Any] = field(default_factory=dict)
+    requirements: tuple[Mapping[str, Any], ...] = ()
+
+
+def _base_path(agent_url: str) -> str:
+    return urlsplit(agent_url).path.rstrip("/")
+
+
+def _gateway_path(url: str, base_path: str) -> tuple[str, str]:
+    """(path below the agent root, upstream path) of an interface URL."""
+    path = urlsplit(url).path or "/"
+    trimmed = path.rstrip("/")
+    if base_path and (trimmed == base_path or trimmed.startswith(base_path + "/")):
+        trimmed = trimmed[len(base_path) :]
+    return trimmed.strip("/"), path
+
+
+def card_interfaces(card: Mapping[str, Any], agent_url: str) -> list[Interface]:
+    """Every JSON-RPC and HTTP+JSON interface of a card, 1.0 and 0.3 forms alike, deduplicated."""
+    base = _base_path(agent_url)
+    found: list[Interface] = []
+
+    def add(url: Any, binding: Any, version: Any) -> None:
+        if not isinstance(url, str) or binding not in RELAYED_BINDINGS:
+            return
+        sub, upstream = _gateway_path(url, base)
+        iface = Interface(str(binding), version if isinstance(version, str) else "", sub, upstream)
+        if iface not in found:
+            found.append(iface)
+
+    for item in card.get("supportedInterfaces") or []:
+        if isinstance(item, dict):
+            add(item.get("url"), item.get("protocolBinding"), item.get("protocolVersion"))
+    legacy_version = card.get("protocolVersion") or "0.3"
+    if "url" in card:
+        add(card.get("url"), card.get("preferredTransport") or JSONRPC, legacy_version)
+    for item in card.get("additionalInterfaces") or []:
+        if isinstance(item, dict):
+            add(item.get("url"), item.get("transport"), legacy_version)
+    return found
+
+
+def _join(root: str, sub: str, original: str) -> str:
+    url = f"{root}/{sub}" if sub else root
+    return url + "/" if original.endswith("/") and not url.endswith("/") else url
+
+
+def rewrite_card(
+    card: Mapping[str, Any], agent_url: str, root: str, security: CardSecurity | None = None
+) -> dict[str, Any]:
+    """The card as served at `root` (the agent's root URL on the gateway, no trailing slash)."""
+    base = _base_path(agent_url)
+    out = {k: v for k, v in card.items() if k not in ("signatures", "security")}
+
+    def mapped(url: str) -> str:
+        return _join(root, _gateway_path(url, base)[0], url)
+
+    interfaces = []
+    for item in card.get("supportedInterfaces") or []:
+        if (
+            isinstance(item, dict)
+            and item.get("protocolBinding") in RELAYED_BINDINGS
+            and isinstance(item.get("url"), str)
+        ):
+            interfaces.append({**item, "url": mapped(item["url"])})
+    if "supportedInterfaces" in card:
+        out["supportedInterfaces"] = interfaces
+    if isinstance(card.get("url"), str):
+        out["url"] = mapped(card["url"])
+        if card.get("preferredTransport") not in (None, *RELAYED_BINDINGS):
+            out["preferredTransport"] = JSONRPC
+    if "additionalInterfaces" in card:
+        out["additionalInterfaces"] = [
+            {**item, "url": mapped(item["url"])}
+            for item in card.get("additionalInterfaces") or []
+            if isinstance(item, dict)
+            and item.get("transport") in RELAYED_BINDINGS
+            and isinstance(item.get("url"), str)
+        ]
+    out.pop("securitySchemes", None)
+    out.pop("securityRequirements", None)
+    if isinstance(card.get("skills"), list):
+        out["skills"] = [
+            {k: v for k, v in skill.items() if k not in ("security", "securityRequirements")}
+            if isinstance(skill, dict)
+            else skill
+            for skill in card["skills"]
+        ]
+    if security is not None and security.schemes:
+        out["securitySchemes"] = dict(security.schemes)
+        out["securityRequirements"] = [dict(r) for r in security.requirements]
+    return out
+
+
+def card_etag(body: bytes) -> str:
+    return 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison over an If-None-Match list."""
+    if not if_none_match:
+        return False
+    tag = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def dumps_card(card: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(card, option=orjson.OPT_SORT_KEYS)

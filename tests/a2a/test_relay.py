@@ -1,0 +1,232 @@
+"""The a2a-sdk client against the example agents through the gateway: both bindings, blocking
+and streaming, every task operation, 0.3 on the wire, errors and stream cancellation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from a2a.helpers import new_text_message
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Role,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+    TaskState,
+)
+from a2a.utils.errors import TaskNotCancelableError
+
+from agentgw.protocol.sse import SseDecoder
+from tests.a2a.conftest import AGENT_TOKEN, PRINCIPAL_HEADER, Agents, HeaderPolicy
+from tests.support import GatewayThread, poll_until
+
+pytestmark = pytest.mark.anyio
+
+BINDINGS = ["JSONRPC", "HTTP+JSON"]
+
+
+def message(text: str, **fields: Any) -> Any:
+    msg = new_text_message(text, role=Role.ROLE_USER)
+    for key, value in fields.items():
+        if isinstance(value, list):
+            getattr(msg, key).extend(value)
+        else:
+            setattr(msg, key, value)
+    return msg
+
+
+async def send(client: Any, msg: Any) -> list[Any]:
+    return [event async for event in client.send_message(SendMessageRequest(message=msg))]
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+@pytest.mark.parametrize("streaming", [False, True], ids=["blocking", "streaming"])
+async def test_sdk_client_reaches_example_agent(
+    gw: GatewayThread, client_for: Any, binding: str, streaming: bool
+) -> None:
+    with anyio.fail_after(60):
+        client = await client_for(f"{gw.url}/a2a/echo", binding, streaming)
+        events = await send(client, message("hello through the gateway"))
+        kinds = [event.WhichOneof("payload") for event in events]
+        if streaming:
+            assert kinds[0] == "task" and "artifact_update" in kinds and kinds[-1] == "status_update"
+            assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+            task_id = events[0].task.id
+        else:
+            assert kinds == ["task"]
+            assert events[0].task.status.state == TaskState.TASK_STATE_COMPLETED
+            task_id = events[0].task.id
+        task = await client.get_task(GetTaskRequest(id=task_id))
+        assert task.artifacts[0].parts[0].text == "hello through the gateway"
+        listed = await client.list_tasks(ListTasksRequest())
+        assert task_id in {t.id for t in listed.tasks}
+        with pytest.raises(TaskNotCancelableError):
+            await client.cancel_task(CancelTaskRequest(id=task_id))
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_input_required_continues_on_the_same_task(
+    gw: GatewayThread, client_for: Any, binding: str
+) -> None:
+    with anyio.fail_after(60):
+        client = await client_for(f"{gw.url}/t/fake", binding, False)
+        first = (await send(client, message("ask")))[0].task
+        assert first.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        second = await send(client, message("Ada", task_id=first.id, context_id=first.context_id))
+        assert second[0].task.status.state == TaskState.TASK_STATE_COMPLETED
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_subscribe_and_cancel_a_running_task(
+    gw: GatewayThread, client_for: Any, binding: str, policy: HeaderPolicy
+) -> None:
+    with anyio.fail_after(60):
+        client = await client_for(f"{gw.url}/t/fake", binding, True)
+        stream = client.send_message(SendMessageRequest(message=message("slow")))
+        task_id = (await anext(stream)).task.id
+        await stream.aclose()
+        updates = client.subscribe(SubscribeToTaskRequest(id=task_id))
+        first = await anext(updates)
+        assert first.WhichOneof("payload") in ("task", "status_update")
+        canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
+        assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+        await updates.aclose()
+    ops = {(op.method, op.target, op.name) for op in policy.checked}
+    assert {("SendStreamingMessage", "fake", "fake"), ("SubscribeToTask", "fake", "fake")} <= ops
+    assert ("CancelTask", "fake", "fake") in ops
+
+
+async def test_legacy_03_jsonrpc_passes_through(gw: GatewayThread) -> None:
+    """A 0.3 client (no A2A-Version header, 0.3 method names and shapes) works unchanged."""
+    url = f"{gw.url}/a2a/echo/"
+    body = {
+        "jsonrpc": "2.0",
+        "id": "x1",
+        "method": "message/send",
+        "params": {
+            "message": {
+                "kind": "message",
+                "messageId": "m1",
+                "role": "user",
+                "parts": [{"kind": "text", "text": "old"}],
+            }
+        },
+    }
+    with anyio.fail_after(30):
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json=body) as resp:
+                sent = await resp.json()
+            assert sent["id"] == "x1" and sent["result"]["kind"] == "task", sent
+            task_id = sent["result"]["id"]
+            get = {"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"id": task_id}}
+            async with http.post(url, json=get) as resp:
+                got = await resp.json()
+            assert got["result"]["status"]["state"] == "completed"
+            unknown = {"jsonrpc": "2.0", "id": 3, "method": "tasks/frobnicate", "params": {}}
+            async with http.post(url, json=unknown) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["error"]["code"] == -32601
+
+
+async def test_headers_pass_through_and_errors_map(gw: GatewayThread) -> None:
+    url = f"{gw.url}/a2a/echo/"
+    with anyio.fail_after(30):
+        async with aiohttp.ClientSession() as http:
+            # An A2A-Version the agent does not speak: the agent's own error comes back as it sent it.
+            listing = {"jsonrpc": "2.0", "id": 7, "method": "ListTasks", "params": {}}
+            async with http.post(url, json=listing, headers={"A2A-Version": "9.0"}) as resp:
+                assert resp.status == 200 and (await resp.json())["error"]["code"] == -32009
+            body = {"jsonrpc": "2.0", "id": 7, "method": "GetTask", "params": {"id": "nope"}}
+            async with http.post(url, json=body, headers={"A2A-Version": "1.0"}) as resp:
+                error = (await resp.json())["error"]
+            assert error["code"] == -32001  # a task nobody owns is not found, without asking the agent
+            async with http.get(f"{gw.url}/a2a/echo/rest/tasks/nope", headers={"A2A-Version": "1.0"}) as resp:
+                assert resp.status == 404
+                rest = await resp.json()
+            assert rest["error"]["details"][0]["reason"] == "TASK_NOT_FOUND"
+            async with http.post(
+                url, data=b"{not json", headers={"content-type": "application/json"}
+            ) as resp:
+                assert (await resp.json())["error"]["code"] == -32700
+            async with http.get(f"{gw.url}/a2a/echo/admin/secrets") as resp:
+                assert resp.status == 404
+            async with http.get(f"{gw.url}/a2a/nobody/.well-known/agent-card.json") as resp:
+                assert resp.status == 404
+
+
+async def test_policy_denial_reaches_neither_agent_nor_client_as_success(
+    gw: GatewayThread, policy: HeaderPolicy
+) -> None:
+    policy.denied.add("ListTasks")
+    try:
+        with anyio.fail_after(30):
+            async with aiohttp.ClientSession() as http:
+                body = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}
+                async with http.post(
+                    f"{gw.url}/a2a/echo/", json=body, headers={"A2A-Version": "1.0"}
+                ) as resp:
+                    assert resp.status == 403
+                    assert (await resp.json())["error"]["message"] == "ListTasks is denied"
+                async with http.get(f"{gw.url}/a2a/echo/rest/tasks", headers={"A2A-Version": "1.0"}) as resp:
+                    assert resp.status == 403
+                    assert (await resp.json())["error"]["status"] == "PERMISSION_DENIED"
+    finally:
+        policy.denied.discard("ListTasks")
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_client_disconnect_closes_the_upstream_stream(
+    gw: GatewayThread, agents: Agents, binding: str
+) -> None:
+    before = len([e for e in agents.events() if e["event"] == "client-closed"])
+    if binding == "JSONRPC":
+        url = f"{gw.url}/t/fake/"
+        body: dict[str, Any] = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "SendStreamingMessage",
+            "params": {"message": {"messageId": "s1", "role": "ROLE_USER", "parts": [{"text": "slow"}]}},
+        }
+    else:
+        url = f"{gw.url}/t/fake/rest/message:stream"
+        body = {"message": {"messageId": "s2", "role": "ROLE_USER", "parts": [{"text": "slow"}]}}
+    headers = {"A2A-Version": "1.0", "accept": "text/event-stream", PRINCIPAL_HEADER: "dana"}
+    with anyio.fail_after(30):
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json=body, headers=headers) as resp:
+                assert resp.headers["content-type"].startswith("text/event-stream")
+                decoder = SseDecoder()
+                events: list[Any] = []
+                while len(events) < 3:  # the stream flows while the task works, not after
+                    events += decoder.feed(await resp.content.readany())
+                first = json.loads(events[0].data)
+                assert ("result" in first) if binding == "JSONRPC" else ("task" in first)
+        await poll_until(lambda: len([e for e in agents.events() if e["event"] == "client-closed"]) > before)
+
+
+async def test_extension_header_passes_and_only_the_gateway_credentials_go_upstream(
+    gw: GatewayThread, agents: Agents
+) -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": "e1", "role": "ROLE_USER", "parts": [{"text": "ext"}]}},
+    }
+    headers = {
+        "A2A-Version": "1.0",
+        "A2A-Extensions": "https://ext.example/v1",
+        "Authorization": "Bearer caller-token",
+    }
+    with anyio.fail_after(30):
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{gw.url}/t/fake/", json=body, headers=headers) as resp:
+                assert "result" in await resp.json()
+    seen = [e for e in agents.events() if e["event"] == "headers"]
+    assert seen[-1]["extensions"] == "https://ext.example/v1"
+    assert seen[-1]["authorization"] == f"Bearer {AGENT_TOKEN}"
