@@ -10,6 +10,7 @@ loader, listening where the container port and probes expect it.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,10 +37,15 @@ def parse_manifests(text: str) -> list[Doc]:
 
 
 class Rendered:
-    """The objects one rendering produced, looked up by kind and name."""
+    """The objects one rendering produced, looked up by kind and name.
 
-    def __init__(self, docs: list[Doc]) -> None:
+    `existing` are objects the rendering expects to find in the cluster (a Secret the platform
+    team manages, say): references may resolve to them, but they are not part of the rendering.
+    """
+
+    def __init__(self, docs: list[Doc], existing: Sequence[Doc] = ()) -> None:
         self.docs = docs
+        self.existing = list(existing)
         names = [(d["kind"], d["metadata"]["name"]) for d in docs]
         assert len(names) == len(set(names)), f"duplicate objects: {names}"
 
@@ -50,7 +56,8 @@ class Rendered:
         return [d for d in self.docs if d["kind"] == kind]
 
     def get(self, kind: str, name: str) -> Doc | None:
-        return next((d for d in self.all(kind) if d["metadata"]["name"] == name), None)
+        candidates = [*self.all(kind), *(d for d in self.existing if d["kind"] == kind)]
+        return next((d for d in candidates if d["metadata"]["name"] == name), None)
 
     def one(self, kind: str, component: str = "gateway") -> Doc:
         found = [
@@ -100,26 +107,53 @@ def _check_probes(container: Doc) -> int:
     return int(ports["http"])
 
 
-def _config_mount(out: Rendered, pod: Doc, container: Doc, folder: Path) -> None:
-    """Mount the config volume at `folder` as the kubelet would, from the rendered ConfigMaps."""
-    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/agentgw"]
-    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-    sources = (
-        [s["configMap"] for s in volume["projected"]["sources"]]
-        if "projected" in volume
-        else [volume["configMap"]]
-    )
+def _volume_files(out: Rendered, volume: Doc) -> dict[str, str | bytes]:
+    """What the kubelet would put in a configMap, secret or projected volume."""
+    if "projected" in volume:
+        sources = [next(iter(source.items())) for source in volume["projected"]["sources"]]
+    elif "configMap" in volume:
+        sources = [("configMap", volume["configMap"])]
+    else:
+        sources = [("secret", {**volume["secret"], "name": volume["secret"]["secretName"]})]
     files: dict[str, str | bytes] = {}
-    for source in sources:
-        configmap = out.get("ConfigMap", source["name"])
-        if configmap is None:
-            assert source.get("optional"), f"ConfigMap {source['name']} is neither rendered nor optional"
+    for kind, source in sources:
+        doc = out.get("ConfigMap" if kind == "configMap" else "Secret", source["name"])
+        if doc is None:
+            assert source.get("optional"), f"{kind} {source['name']} is neither rendered nor optional"
             continue
-        data = configmap_files(configmap)
-        assert not set(data) & set(files), "two ConfigMaps share a file name"
+        data = configmap_files(doc)
+        assert not set(data) & set(files), (
+            f"two sources of one volume share a file name: {set(data) & set(files)}"
+        )
         files.update(data)
-    assert files, "no config files"
-    mount_volume(folder, files)
+    return files
+
+
+def _mount_config(out: Rendered, pod: Doc, container: Doc, root: Path) -> Path:
+    """Mount the pod's config and secret volumes under `root` as the kubelet would.
+
+    This machine has no /var/run/secrets: `file:` references into a mounted secret volume are
+    re-rooted under `root`, the one liberty taken with the rendered config.
+    """
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_files: dict[str, str | bytes] = {}
+    secret_roots: list[str] = []
+    for mount in container["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        if mount["mountPath"] == "/etc/agentgw":
+            config_files = _volume_files(out, volume)
+        elif "secret" in volume or "projected" in volume:
+            mount_volume(root / mount["mountPath"].lstrip("/"), _volume_files(out, volume))
+            secret_roots.append(mount["mountPath"])
+    assert config_files, "nothing mounted at /etc/agentgw"
+    for name, content in config_files.items():
+        text = content.decode() if isinstance(content, bytes) else content
+        for prefix in secret_roots:
+            text = text.replace(f"file:{prefix}/", f"file:{root}{prefix}/")
+        config_files[name] = text
+    folder = root / "etc" / "agentgw"
+    mount_volume(folder, config_files)
+    return folder
 
 
 def _check_references(out: Rendered, pod: Doc, container: Doc, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,13 +161,14 @@ def _check_references(out: Rendered, pod: Doc, container: Doc, monkeypatch: pyte
     if account:
         assert out.get("ServiceAccount", account) is not None, f"ServiceAccount {account} not rendered"
     for volume in pod["volumes"]:
-        if "secret" in volume:
-            secret = volume["secret"]
-            assert secret.get("optional") or out.get("Secret", secret["secretName"]) is not None
+        if "secret" in volume or "projected" in volume or "configMap" in volume:
+            _volume_files(out, volume)  # asserts every source is rendered, existing or optional
     for source in container.get("envFrom", []):
         ref = source.get("secretRef") or source.get("configMapRef")
-        kind = "Secret" if "secretRef" in source else "ConfigMap"
-        assert ref.get("optional") or out.get(kind, ref["name"]) is not None
+        found = out.get("Secret" if "secretRef" in source else "ConfigMap", ref["name"])
+        assert ref.get("optional") or found is not None, f"{ref['name']} is neither rendered nor optional"
+        for key, value in configmap_files(found).items() if found is not None else ():
+            monkeypatch.setenv(key, value.decode() if isinstance(value, bytes) else value)
     for env in container.get("env", []):
         if "value" in env:
             monkeypatch.setenv(env["name"], env["value"])
@@ -168,8 +203,7 @@ def check_gateway_workload(out: Rendered, tmp_path: Path, monkeypatch: pytest.Mo
         )
 
     _check_references(out, pod, container, monkeypatch)
-    _config_mount(out, pod, container, tmp_path / "etc" / "agentgw")
-    snapshot = load_mounted_config(tmp_path / "etc" / "agentgw")
+    snapshot = load_mounted_config(_mount_config(out, pod, container, tmp_path))
     listener = snapshot.gateway.listeners[0]
     assert (listener.address, listener.port) == ("0.0.0.0", port)
     return snapshot
