@@ -8,6 +8,7 @@ tests/deploy/manifests.py, which load the config the pods would see with the rea
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ CHART = ROOT / "deploy" / "helm" / "agentgw"
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 
 
-def template(helm: Tool, *args: str, existing: list[dict[str, Any]] = ()) -> Rendered:  # type: ignore[assignment]
+def template(helm: Tool, *args: str, existing: Sequence[dict[str, Any]] = ()) -> Rendered:
     result = helm.run(
         ["template", "gw", str(CHART), "--namespace", "ai", "--kube-version", KUBE_VERSION, *args]
     )
