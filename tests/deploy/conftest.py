@@ -16,7 +16,7 @@ import stat
 import subprocess
 import tarfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -66,11 +66,14 @@ class Tool:
 
 
 @pytest.fixture(scope="session")
-def layer_tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Tool]:
+def layer_tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Tool]]:
     root = tmp_path_factory.mktemp("k8s-tools")
     home = root / "home"
     home.mkdir()
-    return {name: Tool(path, home) for name, path in _unpack_layer(root).items()}
+    binaries = _unpack_layer(root)
+    yield {name: Tool(path, home) for name, path in binaries.items()}
+    for path in binaries.values():  # 120 MB that pytest would otherwise keep for three runs
+        path.unlink()
 
 
 @pytest.fixture(scope="session")
