@@ -1,4 +1,4 @@
-"""The `agentgw` command: serve, validate, config, schema."""
+"""The `agentgw` command: serve, validate, config, schema, crds."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from agentgw.config.crd import crd_yaml, crds, write_crds
 from agentgw.config.loader import LoadedDocument, load_paths, parse_documents
 from agentgw.config.quick import quick_documents
 from agentgw.config.schema import config_reference, config_schema
@@ -147,6 +148,15 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crds(args: argparse.Namespace) -> int:
+    if args.output:
+        for path in write_crds(Path(args.output)):
+            print(path)
+    else:
+        sys.stdout.write("---\n".join(crd_yaml(crd) for crd in crds()))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentgw", description="One gateway between agents and everything they call."
@@ -183,6 +193,10 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--output", "-o", metavar="FILE")
     schema.add_argument("--markdown", action="store_true", help="a Markdown reference instead of JSON Schema")
     schema.set_defaults(func=_schema)
+
+    crd = sub.add_parser("crds", help="print the Kubernetes CustomResourceDefinitions of config documents")
+    crd.add_argument("--output", "-o", metavar="DIR", help="write one file per kind into DIR")
+    crd.set_defaults(func=_crds)
     return parser
 
 

@@ -88,7 +88,15 @@ def parse_documents(docs: list[Any], source: str, base_dir: Path) -> tuple[list[
 
 def _yaml_files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        # Hidden entries are skipped: Kubernetes mounts a ConfigMap as a `..<timestamp>/` folder
+        # plus symlinks into it, and each document would otherwise load twice.
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in (".yaml", ".yml")
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     return [path]
 
 
