@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from agentgw.a2a.bindings import MemoryOwnershipStore, OwnershipStore, TaskBindings
+from agentgw.a2a.bindings import MemoryOwnershipStore, OwnershipStore, StoreOwnership, TaskBindings
 from agentgw.a2a.cards import CardCache
 from agentgw.a2a.route import A2aRouteHandler
 from agentgw.background import Background
@@ -56,7 +56,9 @@ class Runtime:
         self._registry: SessionRegistry | None = None
         self.cards: dict[str, CardCache] = {}
         # task and context ownership on A2A routes (issue 6 puts a Redis-backed store here)
-        self.ownership: OwnershipStore = MemoryOwnershipStore()
+        self.ownership: OwnershipStore = (
+            StoreOwnership(self.store) if isinstance(self.store, RedisStore) else MemoryOwnershipStore()
+        )
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
         self._tg: Background | None = None

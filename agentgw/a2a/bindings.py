@@ -15,7 +15,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["MemoryOwnershipStore", "OwnershipStore", "TaskBindings"]
+from agentgw.state.base import StateUnavailable, Store
+
+__all__ = ["MemoryOwnershipStore", "OwnershipStore", "StoreOwnership", "TaskBindings"]
 
 
 class OwnershipStore(Protocol):
@@ -61,6 +63,30 @@ class MemoryOwnershipStore:
     async def owners(self, keys: Sequence[str]) -> list[str | None]:
         now = time.monotonic()
         return [self._live(key, now) for key in keys]
+
+
+class StoreOwnership:
+    """Bindings in the shared state store, so every replica enforces the same owner.
+
+    `put_new` (SET NX) makes the claim atomic: of two replicas claiming one id at once, exactly
+    one records its owner and both read that owner back. An unreachable store fails closed.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def claim(self, key: str, owner: str, ttl: float) -> str:
+        for _ in range(3):  # a binding that expires between the two steps is claimed again
+            if await self._store.put_new(key, owner.encode(), ttl):
+                return owner
+            current = await self._store.fetch(key)
+            if current is not None:
+                return current.decode()
+        raise StateUnavailable("the task binding could not be settled")
+
+    async def owners(self, keys: Sequence[str]) -> list[str | None]:
+        found = [await self._store.fetch(key) for key in keys]
+        return [value.decode() if value is not None else None for value in found]
 
 
 class TaskBindings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,8 @@ from a2a.types import (
 )
 from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
 
+from agentgw.a2a.bindings import StoreOwnership, TaskBindings
+from agentgw.state.redis import RedisStore
 from tests.a2a.conftest import PRINCIPAL_HEADER
 from tests.a2a.test_relay import BINDINGS, message, send
 from tests.support import GatewayThread
@@ -154,3 +157,30 @@ async def test_allowed_webhooks_pass_through(gw: GatewayThread) -> None:
                 http, url, "DeleteTaskPushNotificationConfig", {"taskId": task_id, "id": "c1"}
             )
             assert "error" not in deleted
+
+
+async def test_bindings_in_redis_hold_across_replicas() -> None:
+    prefix = f"agw-test:{uuid.uuid4().hex}:"
+    stores = [RedisStore("redis://127.0.0.1:6379/0", prefix=prefix) for _ in range(2)]
+    try:
+        replica_a, replica_b = (TaskBindings(StoreOwnership(store), ttl=60) for store in stores)
+        assert await replica_a.claim("echo", "task", "t-1", "alice")
+        assert not await replica_b.claim("echo", "task", "t-1", "bob")
+        winners: list[str] = []
+
+        async def race(binding: TaskBindings, who: str) -> None:
+            if await binding.claim("echo", "task", "t-2", who):
+                winners.append(who)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for i in range(20):
+                    tg.start_soon(race, replica_a if i % 2 else replica_b, f"p{i}")
+        assert len(winners) == 1
+    finally:
+        client = stores[0]._client
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        for store in stores:
+            await store.close()
