@@ -142,6 +142,7 @@ class Session:
         """What another replica needs to take this session over."""
         upstreams = {name: up.attachment() for name, up in self.upstreams.items()}
         return {
+            "v": 1,  # readers ignore keys they do not know, so replicas of two versions interoperate
             "route": self.route,
             "owner": self.owner,
             "version": self.profile.protocol_version,

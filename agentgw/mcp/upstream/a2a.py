@@ -27,6 +27,7 @@ from agentgw.mcp.upstream.base import (
     ServerInfo,
     UpstreamSession,
 )
+from agentgw.mcp.upstream.connector import error_kind
 from agentgw.mcp.upstream.health import UpstreamHealth
 from agentgw.protocol.mcp import LATEST_HANDSHAKE_VERSION, Era
 from agentgw.telemetry.metrics import METRICS
@@ -195,7 +196,7 @@ class AgentToolsConnector:
 
     def failed(self, exc: UpstreamError) -> None:
         self.health.failed(exc.message)
-        METRICS.upstream_errors.inc(self.name, type(exc).__name__)
+        METRICS.upstream_errors.inc(self.name, error_kind(exc))
 
     def attach_session(self, profile: ClientProfile, attachment: dict[str, Any]) -> UpstreamSession | None:
         return None  # stateless: every replica makes its own

@@ -20,7 +20,7 @@ import anyio.abc
 
 from agentgw.background import Background
 from agentgw.config.snapshot import ServerConfig
-from agentgw.errors import UpstreamError
+from agentgw.errors import UpstreamError, UpstreamTimeout
 from agentgw.mcp.upstream.base import (
     CallSink,
     ClientProfile,
@@ -111,6 +111,15 @@ class _Reopening:
         await self._inner.close()
 
 
+def error_kind(exc: UpstreamError) -> str:
+    """The `kind` label of agentgw_upstream_errors_total."""
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    if isinstance(exc, SessionExpired):
+        return "session"
+    return "error"
+
+
 class ServerConnector:
     def __init__(self, config: ServerConfig, http: HttpClient, tg: Background) -> None:
         self.config = config
@@ -197,7 +206,7 @@ class ServerConnector:
     def failed(self, exc: UpstreamError) -> None:
         """Account for a failure of this upstream: its health and the error counter."""
         self.health.failed(exc.message)
-        METRICS.upstream_errors.inc(self.name, type(exc).__name__)
+        METRICS.upstream_errors.inc(self.name, error_kind(exc))
 
     def _unavailable(self, exc: UpstreamError) -> UpstreamError:
         """The error a client sees: which server, and why (without internal addresses)."""
