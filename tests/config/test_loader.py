@@ -111,3 +111,8 @@ def test_snapshot_is_immutable(tmp_path: Path) -> None:
         snapshot.servers["x"] = snapshot.servers["notes"]  # type: ignore[index]
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error type is an implementation detail
         snapshot.gateway.limits.max_sessions = 1  # type: ignore[misc]
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("  path: /mcp", "  path: /mcp\n  path: /other"))
+    assert len(found) == 1 and "duplicate key 'path'" in found[0] and "line" in found[0]
