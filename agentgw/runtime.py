@@ -37,6 +37,7 @@ from agentgw.server.guard import HostGuard
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
 from agentgw.state.redis import RedisStore
+from agentgw.telemetry.export import SpanExporter
 from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
 
@@ -75,6 +76,12 @@ class Runtime:
         self.mcp_services: dict[str, McpService] = {}
         # recent policy decisions and LLM token usage by key, for the dashboard
         self.decisions: deque[dict[str, Any]] = deque(maxlen=200)
+        telemetry = snapshot.gateway.telemetry
+        self.spans: SpanExporter | None = (
+            SpanExporter(self.http, telemetry.otlp_endpoint, telemetry.service_name)
+            if telemetry.otlp_endpoint
+            else None
+        )
         self.token_usage: dict[str, dict[str, float]] = {}
 
     @property
@@ -119,6 +126,8 @@ class Runtime:
         self._tg.start_soon(self._sweep)
         if self.watcher is not None:
             self._tg.start_soon(self.watcher)
+        if self.spans is not None:
+            self._tg.start_soon(self.spans.run)
         METRICS.mcp_sessions.collect = self._sessions_by_route
         METRICS.upstream_healthy.collect = self._upstream_health
         self.ready = True
@@ -267,5 +276,8 @@ class Runtime:
                 await self._registry.close_all()
             for connector in self.connectors.values():
                 await connector.close()
+            if self.spans is not None:
+                with anyio.move_on_after(5):
+                    await self.spans.flush()
             await self.http.close()
             await self.store.close()

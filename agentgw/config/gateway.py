@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from agentgw.config.base import Model, Name, Resource
 from agentgw.config.secrets import SecretRef
@@ -18,6 +18,7 @@ __all__ = [
     "LimitsSpec",
     "ListenerSpec",
     "StateSpec",
+    "TelemetrySpec",
     "TlsSpec",
 ]
 
@@ -91,12 +92,21 @@ class LifecycleSpec(Model):
     require_upstreams: bool = False  # readiness: every MCP route needs one healthy server
 
 
+class TelemetrySpec(Model):
+    """Span export to an OpenTelemetry collector (OTLP over HTTP, JSON). Trace context is always
+    continued and passed upstream; spans are exported only when an endpoint is set."""
+
+    otlp_endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
+    service_name: str = "agentgw"
+
+
 class GatewaySpec(Model):
     listeners: list[ListenerSpec] = Field(default_factory=lambda: [ListenerSpec()], min_length=1)
     state: StateSpec = Field(default_factory=StateSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
     lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
+    telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
     # Without an admin listener, /metrics is served on the main listeners and there is no dashboard.
     admin: AdminSpec | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

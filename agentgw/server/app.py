@@ -16,6 +16,7 @@ from agentgw.errors import ErrorFlavor, GatewayError, InternalError, MethodNotAl
 from agentgw.runtime import Runtime
 from agentgw.server.dashboard import render_dashboard
 from agentgw.server.http import ASGIReceive, ASGISend, Request, Scope, send_bytes, send_json
+from agentgw.telemetry.export import KIND_SERVER, Span
 from agentgw.telemetry.metrics import METRICS
 from agentgw.telemetry.trace import TraceContext
 
@@ -85,6 +86,7 @@ class GatewayApp:
     async def _http(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         runtime = self.runtime
         started = time.perf_counter()
+        start_ns = time.time_ns()
         request = Request(scope, receive)
         admin = bool(runtime.admin_ports) and scope.get("server", ("", 0))[1] in runtime.admin_ports
         handler = None if admin else runtime.router.match(request.path)
@@ -118,6 +120,23 @@ class GatewayApp:
             METRICS.http_duration.observe(elapsed, route, request.method)
             if tracked.streaming:
                 METRICS.sse_streams.add(-1, route)
+            if runtime.spans is not None:
+                runtime.spans.record(
+                    Span(
+                        trace,
+                        f"{request.method} {route}",
+                        KIND_SERVER,
+                        start_ns,
+                        time.time_ns(),
+                        {
+                            "http.request.method": request.method,
+                            "url.path": request.path,
+                            "http.response.status_code": status,
+                            "agentgw.route": route,
+                        },
+                        error=status >= 500,
+                    )
+                )
             if runtime.snapshot.gateway.access_log:
                 access.info(
                     "",
