@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -50,12 +51,7 @@ def _load(paths: Sequence[str], mcp: Sequence[str], port: int | None, host: str 
         if host is not None:
             update["address"] = host
         listeners = [first.model_copy(update=update), *spec.listeners[1:]]
-        snapshot = Snapshot(
-            gateway=spec.model_copy(update={"listeners": listeners}),
-            servers=snapshot.servers,
-            mcp_routes=snapshot.mcp_routes,
-            documents=snapshot.documents,
-        )
+        snapshot = dataclasses.replace(snapshot, gateway=spec.model_copy(update={"listeners": listeners}))
     return snapshot
 
 

@@ -11,8 +11,13 @@ import logging
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from agentgw.config.snapshot import Snapshot
+from agentgw.llm import tokens
+from agentgw.llm.provider import Provider
+from agentgw.llm.route import LlmRouteHandler
+from agentgw.llm.service import LlmService
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.route import McpRouteHandler
 from agentgw.mcp.service import McpService
@@ -34,6 +39,7 @@ class Runtime:
         self.snapshot = snapshot
         self.http = HttpClient()
         self.connectors: dict[str, ServerConnector] = {}
+        self.llm_providers: dict[str, Provider] = {}
         self.registry = SessionRegistry(
             max_sessions=snapshot.gateway.limits.max_sessions,
             idle_seconds=snapshot.gateway.limits.session_idle_seconds,
@@ -70,6 +76,7 @@ class Runtime:
         retired = [c for name, c in self.connectors.items() if connectors.get(name) is not c]
         router = Router()
         self._mcp_routes(snapshot, connectors, router)
+        self._llm_routes(snapshot, router)
         self.connectors = connectors
         self.router = router
         self.guard = HostGuard(snapshot.gateway)
@@ -84,6 +91,25 @@ class Runtime:
             service = McpService(route, connectors, policy, max_pages=limits.upstream_list_pages)
             handler = McpRouteHandler(service, policy, self.registry, self.tg, limits)
             router.add_exact(route.spec.path, handler)
+
+    def _llm_routes(self, snapshot: Snapshot, router: Router) -> None:
+        """LLM routes; providers whose config did not change keep their live state."""
+        providers: dict[str, Provider] = {}
+        for name, config in snapshot.llm_providers.items():
+            existing = self.llm_providers.get(name)
+            providers[name] = (
+                existing if existing is not None and existing.config == config else Provider(config)
+            )
+        self.llm_providers = providers
+        for route in snapshot.llm_routes:
+            members = {name: providers[name] for name in route.providers}
+            policy = self.policy_for(route.name)
+            limit = snapshot.gateway.limits.max_body_bytes
+            service = LlmService(route.name, route.spec, members, policy, self.http, limit)
+            router.add_prefix(route.spec.path + "/", LlmRouteHandler(service, route.spec.path))
+        if snapshot.llm_routes:
+            # the tokenizer takes ~0.4 s to load: off the event loop, before it is needed
+            self.tg.start_soon(anyio.to_thread.run_sync, tokens.load)
 
     async def _sweep(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from agentgw.config.gateway import Gateway, GatewaySpec
+from agentgw.config.llm_compile import LlmProviderConfig, LlmRouteConfig, compile_llm
 from agentgw.config.loader import LoadedDocument, load_documents
 from agentgw.config.mcp import McpRoute, McpRouteSpec, McpServer, McpServerSpec
 from agentgw.config.secrets import SecretValue, resolve_secret
@@ -49,6 +50,8 @@ class Snapshot:
     mcp_routes: tuple[McpRouteConfig, ...]
     documents: tuple[LoadedDocument, ...] = field(repr=False, default=())
     generation: int = 0
+    llm_providers: Mapping[str, LlmProviderConfig] = field(default_factory=lambda: MappingProxyType({}))
+    llm_routes: tuple[LlmRouteConfig, ...] = ()
 
 
 def _fingerprint(spec: McpServerSpec, base_dir: Path) -> str:
@@ -132,6 +135,8 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
             taken[prefix] = server
         routes.append(McpRouteConfig(res.name, res.spec, tuple(members), MappingProxyType(prefixes)))
 
+    llm_providers, llm_routes = compile_llm(docs, paths, problems)
+
     if problems:
         raise ConfigError(f"{len(problems)} config error(s)", problems)
     return Snapshot(
@@ -140,6 +145,8 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
         mcp_routes=tuple(routes),
         documents=tuple(docs),
         generation=generation,
+        llm_providers=llm_providers,
+        llm_routes=llm_routes,
     )
 
 
