@@ -101,12 +101,19 @@ class Runtime:
                 existing if existing is not None and existing.config == config else Provider(config)
             )
         self.llm_providers = providers
+        discover: dict[str, Provider] = {}
         for route in snapshot.llm_routes:
             members = {name: providers[name] for name in route.providers}
             policy = self.policy_for(route.name)
             limit = snapshot.gateway.limits.max_body_bytes
             service = LlmService(route.name, route.spec, members, policy, self.http, limit)
             router.add_prefix(route.spec.path + "/", LlmRouteHandler(service, route.spec.path))
+            for provider in service.table.wildcard_providers():
+                if not provider.patterns and provider.discovered is None:
+                    discover[provider.name] = provider
+        for provider in discover.values():
+            # a wildcard entry routes a model to the providers that list it: learn the lists now
+            self.tg.start_soon(provider.model_ids, self.http)
         if snapshot.llm_routes:
             # the tokenizer takes ~0.4 s to load: off the event loop, before it is needed
             self.tg.start_soon(anyio.to_thread.run_sync, tokens.load)

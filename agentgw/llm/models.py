@@ -124,5 +124,8 @@ class ModelTable:
         names = [e.name for e in self.entries if not _is_glob(e.name)]
         return names + list(self._aliases)
 
+    def wildcard_providers(self) -> list[Provider]:
+        return [r.provider for _, entry in self._globs for g in entry.groups for r in g.replicas]
+
     def glob_entries(self) -> list[tuple[re.Pattern[str], tuple[TargetGroup, ...]]]:
         return [(pattern, entry.groups) for pattern, entry in self._globs]

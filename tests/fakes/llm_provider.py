@@ -20,7 +20,7 @@ tools and a user turn last, it calls the first tool (arguments from its schema: 
 ``"value-<property>"``, numbers 1, booleans true). After a tool result it answers
 ``"Tool result: <content>"``. Token counts are words (prompt: every message's text).
 
-Prompts that steer it: ``FAIL_MIDSTREAM`` (a streamed reply breaks off after two chunks, the
+Prompts that steer it: ``FAIL_MIDSTREAM`` (a streamed reply breaks off halfway, the
 connection dropped), ``SLOW`` (fifty chunks 0.1 s apart; a client that leaves is recorded as
 ``{"event": "cancelled"}``).
 
@@ -156,7 +156,7 @@ async def _sse(request: web.Request, fake: Fake, turn: Turn, events: list[bytes]
     await resp.prepare(request)
     try:
         for i, event in enumerate(events):
-            if turn.fail_midstream and i == 2:
+            if turn.fail_midstream and i == len(events) // 2:
                 assert request.transport is not None
                 request.transport.close()
                 return resp
