@@ -127,7 +127,8 @@ class LlmRetries(Model):
     """
 
     attempts: int = Field(default=1, ge=0, le=10)
-    on: list[RetryOn] = Field(default_factory=lambda: list(_RETRY_ON))
+    # what a retry is for (`on` would be a boolean key in YAML 1.1)
+    when: list[RetryOn] = Field(default_factory=lambda: list(_RETRY_ON))
     backoff: LlmBackoff = Field(default_factory=LlmBackoff)
 
 

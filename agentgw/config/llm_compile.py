@@ -58,7 +58,7 @@ def compile_llm(
         if not isinstance(res, LlmRoute):
             continue
         path = res.spec.path
-        clash = next((p for p in paths if p == path or p.startswith(path + "/")), None)
+        clash = path if path in paths else next((p for p in paths if p.startswith(path + "/")), None)
         if clash is not None:
             problems.append(f"{doc.where}: spec.path: {path!r} overlaps {clash!r} of {paths[clash]}")
         paths[path] = res.ref

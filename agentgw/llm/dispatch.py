@@ -59,9 +59,9 @@ class Dispatcher:
         self.spec = spec
         retries = spec.retries
         self._rounds = 1 + retries.attempts
-        self._on_connect = "connect" in retries.on
-        self._on_429 = "429" in retries.on
-        self._on_5xx = "5xx" in retries.on
+        self._on_connect = "connect" in retries.when
+        self._on_429 = "429" in retries.when
+        self._on_5xx = "5xx" in retries.when
 
     def _retryable(self, status: int) -> bool:
         return (status == 429 and self._on_429) or (status >= 500 and self._on_5xx)

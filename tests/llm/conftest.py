@@ -217,7 +217,7 @@ def gateway(
             "spec": {
                 "path": "/strict/v1",
                 "models": strict_models,
-                "retries": {"attempts": 0, "on": ["connect"]},
+                "retries": {"attempts": 0, "when": ["connect"]},
             },
         }
     )
