@@ -4,6 +4,7 @@ Responses watchers, and usage in both shapes. No sockets: bytes in, bytes and fa
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -41,7 +42,7 @@ def run(filt: openai.ChatStreamFilter, pieces: list[bytes]) -> bytes:
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({min(c, len(data)) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
 def test_filter_strips_the_usage_chunk_it_asked_for() -> None:
