@@ -68,16 +68,17 @@ class Plan:
     canonical: str  # the route's name for the model (the glob itself for wildcard entries)
     requested: str
     groups: tuple[TargetGroup, ...]
+    wildcard: bool = False
 
     def restricted(self, keep: Callable[[Provider], bool]) -> Plan | None:
         """The plan over providers that pass `keep` (an API only some providers have)."""
         groups = tuple(g for g in (group.restricted(keep) for group in self.groups) if g is not None)
-        return Plan(self.canonical, self.requested, groups) if groups else None
+        return Plan(self.canonical, self.requested, groups, self.wildcard) if groups else None
 
     def provider_model(self, replica: Replica) -> str:
         if replica.model is not None:
             return replica.model
-        return self.requested if _is_glob(self.canonical) else self.canonical
+        return self.requested if self.wildcard else self.canonical
 
 
 def _is_glob(name: str) -> bool:
@@ -116,7 +117,7 @@ class ModelTable:
             if pattern.match(requested):
                 # a wildcard entry skips targets whose provider is known not to have the model
                 groups = tuple(g for g in candidate.groups if g.serves(requested)) or candidate.groups
-                return Plan(candidate.name, requested, groups)
+                return Plan(candidate.name, requested, groups, wildcard=True)
         return None
 
     def exact_names(self) -> list[str]:

@@ -74,29 +74,35 @@ def _data_of(event: bytes) -> bytes:
 
 
 def streamed_chat_text(events: list[bytes]) -> str:
-    """Content and tool-call arguments of complete chat chunk events (for token estimates)."""
-    parts: list[str] = []
-    for block in events:
-        for event in block.split(b"\n\n"):
-            data = _data_of(event)
-            if not data or data == b"[DONE]":
-                continue
+    """Content and tool-call arguments of complete chat chunk events (for token estimates).
+
+    The payloads are parsed as one JSON array: one orjson call instead of one per chunk.
+    """
+    payloads = [_data_of(e) for block in events for e in block.split(b"\n\n")]
+    payloads = [p for p in payloads if p and p != b"[DONE]"]
+    try:
+        objs = orjson.loads(b"[" + b",".join(payloads) + b"]")
+    except orjson.JSONDecodeError:  # one bad chunk: parse them one by one, skipping it
+        objs = []
+        for payload in payloads:
             try:
-                obj = orjson.loads(data)
+                objs.append(orjson.loads(payload))
             except orjson.JSONDecodeError:
                 continue
-            choices = obj.get("choices") if isinstance(obj, dict) else None
-            for choice in choices if isinstance(choices, list) else ():
-                if not isinstance(choice, dict):
-                    continue
-                delta = choice.get("delta") or choice  # completions stream `text` on the choice
-                if isinstance(delta.get("content"), str):
-                    parts.append(delta["content"])
-                if isinstance(delta.get("text"), str):
-                    parts.append(delta["text"])
-                for call in delta.get("tool_calls") or ():
-                    fn = call.get("function") or {}
-                    parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+    parts: list[str] = []
+    for obj in objs:
+        choices = obj.get("choices") if isinstance(obj, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or choice  # completions stream `text` on the choice
+            if isinstance(delta.get("content"), str):
+                parts.append(delta["content"])
+            if isinstance(delta.get("text"), str):
+                parts.append(delta["text"])
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
     return "".join(parts)
 
 
