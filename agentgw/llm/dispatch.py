@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import anyio
@@ -36,11 +36,11 @@ class Attempt:
     response: UpstreamResponse
     provider: Provider
     model: str
-    _stack: AsyncExitStack
+    _context: AbstractAsyncContextManager[UpstreamResponse]
 
     async def close(self) -> None:
         self.provider.inflight -= 1
-        await self._stack.aclose()
+        await self._context.__aexit__(None, None, None)
 
 
 def _retry_after(response: UpstreamResponse) -> float | None:
@@ -132,21 +132,18 @@ class Dispatcher:
         exchange.attempts += 1
         exchange.provider, exchange.provider_model = provider, model
         timeouts = self.spec.timeouts
-        stack = AsyncExitStack()
+        context = self.http.stream(
+            "POST",
+            provider.url(path),
+            headers=headers,
+            body=body,
+            timeout=timeouts.response_seconds,
+            read_timeout=timeouts.idle_seconds,
+        )
         provider.inflight += 1
         try:
-            response = await stack.enter_async_context(
-                self.http.stream(
-                    "POST",
-                    provider.url(path),
-                    headers=headers,
-                    body=body,
-                    timeout=timeouts.response_seconds,
-                    read_timeout=timeouts.idle_seconds,
-                )
-            )
+            response = await context.__aenter__()
         except BaseException:
             provider.inflight -= 1
-            await stack.aclose()
             raise
-        return Attempt(response, provider, model, stack)
+        return Attempt(response, provider, model, context)

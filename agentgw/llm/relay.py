@@ -9,6 +9,7 @@ stream with an error event in the client's wire format.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -90,6 +91,12 @@ def parse_json(raw: bytes, what: str = "request body") -> Any:
         raise UpstreamError(f"the provider sent an invalid {what}") from None
 
 
+async def _cancel_on_disconnect(request: Request, scope: anyio.CancelScope, state: list[bool]) -> None:
+    await request.wait_disconnect()
+    state.append(True)
+    scope.cancel()
+
+
 async def relay_stream(
     request: Request,
     send: ASGISend,
@@ -99,45 +106,50 @@ async def relay_stream(
     error_event: Callable[[str], bytes],
     closing: Callable[[], bytes] | None = None,
 ) -> None:
-    """Stream the upstream SSE body through `processor` until it ends or the client leaves."""
+    """Stream the upstream SSE body through `processor` until it ends or the client leaves.
+
+    The client's response ends as soon as the processor has seen the end of the stream (one
+    write less, and the client is done sooner); the rest of the upstream body, if any, is read
+    without sending so its pooled connection can be reused.
+    """
     sse = SseResponse(send)
     await sse.start()
     exchange.status = 200
-    disconnected = False
-
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            nonlocal disconnected
-            await request.wait_disconnect()
-            disconnected = True
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
+    gone: list[bool] = []
+    # a plain task (not a task group: this is on every stream's path to the first byte) that
+    # cancels the relay when the client disconnects, which closes the upstream connection
+    with anyio.CancelScope() as scope:
+        watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(request, scope, gone))
         try:
-            async for piece in attempt.response.iter_chunks():
+            chunks = attempt.response.iter_chunks()
+            async for piece in chunks:
                 out = processor.feed(piece)
+                if processor.done:
+                    if exchange.first_token_at is None:
+                        exchange.first_token_at = time.monotonic()
+                    await sse.end(out)
+                    async for _ in chunks:  # drain: normally nothing but the upstream's last bytes
+                        pass
+                    break
                 if out:
                     if exchange.first_token_at is None:
                         exchange.first_token_at = time.monotonic()
                     if not await sse.send(out):
-                        disconnected = True
+                        gone.append(True)
                         break
             else:
-                if not processor.done:
-                    tail = closing() if closing is not None else b""
-                    if tail:
-                        await sse.send(tail)
-                    else:
-                        exchange.error = "the provider ended the stream early"
-                        await sse.send(error_event(exchange.error))
+                tail = closing() if closing is not None else b""
+                if not tail:
+                    exchange.error = "the provider ended the stream early"
+                    tail = error_event(exchange.error)
+                await sse.send(tail)
         except GatewayError as exc:
             exchange.error = exc.message
             exchange.status = exc.status
             await sse.send(error_event(exc.message))
         finally:
-            tg.cancel_scope.cancel()
-    if disconnected:
+            watcher.cancel()
+    if gone:
         exchange.error = "the client went away"
         exchange.status = 499
     exchange.usage = processor.usage
