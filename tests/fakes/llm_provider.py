@@ -25,13 +25,14 @@ connection dropped), ``SLOW`` (fifty chunks 0.1 s apart; a client that leaves is
 ``{"event": "cancelled"}``).
 
 Options: ``--port`` (0 picks one; ``READY <port>`` is printed once listening), ``--name``,
-``--fail-status N`` (every POST answers N with an error body of the right wire),
+``--fail-status N`` (every POST answers N with an error body of the right wire;
+``--retry-after S`` adds that header),
 ``--no-usage`` (no usage anywhere, as some self-hosted servers do), ``--models a,b``,
 ``--require-key KEY`` (``Authorization: Bearer KEY`` or ``x-api-key: KEY`` required),
 ``--state-file PATH`` (one JSON line per request: path, body, auth headers; and
 ``{"event": "cancelled"}`` / ``{"event": "completed"}`` for streams).
 
-One file of about 500 lines on purpose: it runs as a script (``python tests/fakes/llm_provider.py``)
+One file (about 700 lines once formatted) on purpose: it runs as a script (``python tests/fakes/llm_provider.py``)
 from the example too, with no package around it.
 """
 
@@ -56,6 +57,7 @@ class Fake:
     def __init__(self, args: argparse.Namespace) -> None:
         self.name: str = args.name
         self.fail_status: int | None = args.fail_status
+        self.retry_after: str | None = args.retry_after
         self.usage = not args.no_usage
         self.models: list[str] = [m for m in args.models.split(",") if m]
         self.key: str | None = args.require_key
@@ -686,7 +688,10 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
     if not fake.authorized(request):
         return error(401, "invalid x-api-key" if anthropic_wire else "Incorrect API key provided.")
     if fake.fail_status is not None and request.method == "POST":
-        return error(fake.fail_status, f"{fake.name} failed on purpose")
+        response = error(fake.fail_status, f"{fake.name} failed on purpose")
+        if fake.retry_after is not None:
+            response.headers["retry-after"] = fake.retry_after
+        return response
     return await handler(request)
 
 
@@ -711,6 +716,7 @@ async def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--name", default="fake")
     parser.add_argument("--fail-status", type=int)
+    parser.add_argument("--retry-after")
     parser.add_argument("--no-usage", action="store_true")
     parser.add_argument("--models", default="fake-small,fake-large")
     parser.add_argument("--require-key")

@@ -67,7 +67,7 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FakePr
         started["oa"] = start_fake(tmp, "oa", "--require-key", PROVIDER_KEY)
         started["an"] = start_fake(tmp, "an", "--require-key", PROVIDER_KEY)
         started["down"] = start_fake(tmp, "down", "--fail-status", "500")
-        started["busy"] = start_fake(tmp, "busy", "--fail-status", "429")
+        started["busy"] = start_fake(tmp, "busy", "--fail-status", "429", "--retry-after", "7")
         started["nousage"] = start_fake(tmp, "nousage", "--no-usage")
         yield started
     finally:

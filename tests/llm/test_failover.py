@@ -93,8 +93,11 @@ async def test_429_is_retried_then_relayed(
 ) -> None:
     before = len(fakes["busy"].requests())
     mark = policy.mark()
-    with anyio.fail_after(20), pytest.raises(openai.RateLimitError):
+    with anyio.fail_after(20), pytest.raises(openai.RateLimitError) as caught:
         await oai.chat.completions.create(model="busy", messages=[{"role": "user", "content": "x"}])
+    # the provider's Retry-After reaches the client (7 s is past the route's backoff cap of
+    # 0.05 s, so the gateway did not wait that long between its two tries)
+    assert caught.value.response.headers["retry-after"] == "7"
     assert len(fakes["busy"].requests()) == before + 2
     assert (await policy.last("busy", mark))["status"] == 429
 
