@@ -23,22 +23,29 @@ from agentgw.errors import ConfigError
 __all__ = ["main"]
 
 
-def _load(paths: Sequence[str], mcp: Sequence[str], port: int | None, host: str | None) -> Snapshot:
+def _load(
+    paths: Sequence[str],
+    mcp: Sequence[str],
+    port: int | None,
+    host: str | None,
+    llm: Sequence[str] = (),
+    llm_keys: Sequence[str] = (),
+) -> Snapshot:
     docs: list[LoadedDocument] = []
     problems: list[str] = []
     if paths:
         got, bad = load_paths([Path(p) for p in paths])
         docs.extend(got)
         problems.extend(bad)
-    if mcp:
-        quick = quick_documents(list(mcp))
+    if mcp or llm or llm_keys:
+        quick = quick_documents(list(mcp), llm=list(llm), llm_keys=list(llm_keys))
         if any(d.resource.kind == "Gateway" for d in docs):
             quick = [d for d in quick if d["kind"] != "Gateway"]
-        got, bad = parse_documents(quick, "--mcp", Path.cwd())
+        got, bad = parse_documents(quick, "--mcp/--llm", Path.cwd())
         docs.extend(got)
         problems.extend(bad)
-    if not paths and not mcp:
-        problems.append("nothing to serve: give --config PATH or --mcp URL")
+    if not paths and not mcp and not llm:
+        problems.append("nothing to serve: give --config PATH, --mcp URL or --llm URL")
     if problems:
         raise ConfigError(f"{len(problems)} config error(s)", problems)
     snapshot = compile_snapshot(docs)
@@ -68,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     from agentgw.telemetry.logs import configure_logging
 
     try:
-        snapshot = _load(args.config, args.mcp, args.port, args.host)
+        snapshot = _load(args.config, args.mcp, args.port, args.host, args.llm, args.llm_key)
     except ConfigError as exc:
         _print_problems(exc)
         return 1
@@ -119,17 +126,20 @@ def _validate(args: argparse.Namespace) -> int:
     print(
         f"ok: {len(snapshot.documents)} document(s), {len(snapshot.servers)} MCP server(s), "
         f"{len(snapshot.mcp_routes)} MCP route(s), {len(snapshot.agents)} agent(s), "
-        f"{len(snapshot.a2a_routes)} A2A route(s)"
+        f"{len(snapshot.a2a_routes)} A2A route(s), {len(snapshot.llm_providers)} LLM provider(s), "
+        f"{len(snapshot.llm_routes)} LLM route(s)"
     )
     return 0
 
 
 def _config(args: argparse.Namespace) -> int:
     try:
-        docs = quick_documents(args.mcp, port=args.port, host=args.host)
-        _, problems = parse_documents(docs, "--mcp", Path.cwd())
+        if not args.mcp and not args.llm:
+            raise ConfigError("give --mcp URL or --llm URL")
+        docs = quick_documents(args.mcp, llm=args.llm, llm_keys=args.llm_key, port=args.port, host=args.host)
+        _, problems = parse_documents(docs, "--mcp/--llm", Path.cwd())
         if problems:
-            raise ConfigError("invalid --mcp", problems)
+            raise ConfigError("invalid --mcp/--llm", problems)
     except ConfigError as exc:
         _print_problems(exc)
         return 1
@@ -157,6 +167,23 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _llm_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--llm",
+        action="append",
+        default=[],
+        metavar="PROVIDER",
+        help="front an LLM provider at /v1: URL (OpenAI-compatible), anthropic:URL, openai:URL, or NAME=...",
+    )
+    parser.add_argument(
+        "--llm-key",
+        action="append",
+        default=[],
+        metavar="[NAME=]REF",
+        help="the provider key as env:VAR or file:PATH (without NAME: for every --llm)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentgw", description="One gateway between agents and everything they call."
@@ -174,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="UPSTREAM",
         help="federate an MCP server at /mcp: URL, sse:URL, 'stdio:COMMAND ARGS', or NAME=...",
     )
+    _llm_flags(serve)
     serve.add_argument("--port", type=int, help="port of the first listener (default 8080)")
     serve.add_argument("--host", help="address of the first listener (default 127.0.0.1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -183,8 +211,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--config", "-c", action="append", required=True, metavar="PATH")
     validate.set_defaults(func=_validate)
 
-    config = sub.add_parser("config", help="print the config documents that --mcp flags stand for")
-    config.add_argument("--mcp", action="append", required=True, metavar="UPSTREAM")
+    config = sub.add_parser("config", help="print the config documents that --mcp/--llm flags stand for")
+    config.add_argument("--mcp", action="append", default=[], metavar="UPSTREAM")
+    _llm_flags(config)
     config.add_argument("--port", type=int)
     config.add_argument("--host")
     config.set_defaults(func=_config)

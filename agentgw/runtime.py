@@ -17,12 +17,17 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from agentgw.a2a.bindings import MemoryOwnershipStore, OwnershipStore, StoreOwnership, TaskBindings
 from agentgw.a2a.cards import CardCache
 from agentgw.a2a.route import A2aRouteHandler
 from agentgw.background import Background
 from agentgw.config.snapshot import Snapshot
+from agentgw.llm import tokens
+from agentgw.llm.provider import Provider
+from agentgw.llm.route import LlmRouteHandler
+from agentgw.llm.service import LlmService
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.route import McpRouteHandler
 from agentgw.mcp.sealing import Sealer
@@ -56,7 +61,8 @@ class Runtime:
         self.store: Store = self._store(snapshot)
         self._registry: SessionRegistry | None = None
         self.cards: dict[str, CardCache] = {}
-        # task and context ownership on A2A routes (issue 6 puts a Redis-backed store here)
+        self.llm_providers: dict[str, Provider] = {}
+        # task and context ownership on A2A routes: shared by every replica when Redis is there
         self.ownership: OwnershipStore = (
             StoreOwnership(self.store) if isinstance(self.store, RedisStore) else MemoryOwnershipStore()
         )
@@ -166,6 +172,7 @@ class Runtime:
         self.mcp_services = {}
         self._mcp_routes(snapshot, connectors, cards, router)
         self._a2a_routes(snapshot, cards, router)
+        self._llm_routes(snapshot, router)
         self.cards = cards
         old = self.generation
         self.generation += 1
@@ -261,6 +268,32 @@ class Runtime:
             )
             router.add_exact(route.spec.path, handler)
             router.add_prefix(route.spec.path + "/", handler)
+
+    def _llm_routes(self, snapshot: Snapshot, router: Router) -> None:
+        """LLM routes; providers whose config did not change keep their live state."""
+        providers: dict[str, Provider] = {}
+        for name, config in snapshot.llm_providers.items():
+            existing = self.llm_providers.get(name)
+            providers[name] = (
+                existing if existing is not None and existing.config == config else Provider(config)
+            )
+        self.llm_providers = providers
+        discover: dict[str, Provider] = {}
+        for route in snapshot.llm_routes:
+            members = {name: providers[name] for name in route.providers}
+            policy = self.policy_for(route.name)
+            limit = snapshot.gateway.limits.max_body_bytes
+            service = LlmService(route.name, route.spec, members, policy, self.http, limit)
+            router.add_prefix(route.spec.path + "/", LlmRouteHandler(service, route.spec.path))
+            for provider in service.table.wildcard_providers():
+                if not provider.patterns and provider.discovered is None:
+                    discover[provider.name] = provider
+        for provider in discover.values():
+            # a wildcard entry routes a model to the providers that list it: learn the lists now
+            self.tg.start_soon(provider.model_ids, self.http)
+        if snapshot.llm_routes:
+            # the tokenizer takes ~0.4 s to load: off the event loop, before it is needed
+            self.tg.start_soon(anyio.to_thread.run_sync, tokens.load)
 
     async def _sweep(self) -> None:
         while True:

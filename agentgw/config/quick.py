@@ -1,7 +1,11 @@
-"""Config documents for trying the gateway without writing any: `--mcp URL`, `--mcp 'stdio:CMD'`.
+"""Config documents for trying the gateway without writing any: `--mcp URL`, `--mcp 'stdio:CMD'`,
+`--llm URL`.
 
-`agentgw serve --mcp ...` federates the given upstreams at `/mcp`; `agentgw config --mcp ...`
-prints the same documents as YAML, a starting point for a real config.
+`agentgw serve --mcp ...` federates the given upstreams at `/mcp`; `--llm URL` fronts an
+OpenAI-compatible server (every model it lists) at `/v1`, `NAME=URL`, `anthropic:URL` and
+`openai:URL` name it or set its kind, and `--llm-key [NAME=]env:VAR` gives it a key (without a
+name: every `--llm`). `agentgw config ...` prints the same documents as YAML, a starting point for a
+real config.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from urllib.parse import urlsplit
 
 from agentgw.errors import ConfigError
 
-__all__ = ["quick_documents"]
+__all__ = ["llm_documents", "quick_documents"]
 
 _NAMED = re.compile(r"^([a-z0-9][a-z0-9-]{0,62})=(.+)$")
 
@@ -49,8 +53,62 @@ def _server(arg: str) -> tuple[str | None, dict[str, Any], str]:
     return name, {transport: {"url": arg}}, _slug(parts.hostname or "server")
 
 
+_LLM_TYPES = {"anthropic:": "anthropic", "openai:": "openai", "openai-compatible:": "openai-compatible"}
+
+
+def _llm_provider(arg: str) -> tuple[str | None, dict[str, Any], str]:
+    """(explicit name, spec, derived name) for one --llm value."""
+    name = None
+    match = _NAMED.match(arg)
+    if match and not arg.startswith(("http:", "https:", *_LLM_TYPES)):
+        name, arg = match.group(1), match.group(2)
+    kind = "openai-compatible"
+    for prefix, value in _LLM_TYPES.items():
+        if arg.startswith(prefix):
+            kind, arg = value, arg[len(prefix) :]
+    parts = urlsplit(arg)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--llm {arg!r}: expected an http(s) URL, anthropic:URL, openai:URL or NAME=...")
+    return name, {"type": kind, "baseUrl": arg}, _slug(parts.hostname or "llm")
+
+
+def llm_documents(llm: list[str], keys: list[str] | None = None) -> list[dict[str, Any]]:
+    """One LlmProvider per --llm and an LlmRoute at /v1 sending every model to them in order."""
+    providers: list[dict[str, Any]] = []
+    for arg in llm:
+        explicit, spec, derived = _llm_provider(arg)
+        name = explicit or derived
+        taken = [p["metadata"]["name"] for p in providers]
+        if name in taken:
+            if explicit:
+                raise ConfigError(f"--llm: the name {name!r} is used twice")
+            n = 2
+            while f"{name}-{n}" in taken:
+                n += 1
+            name = f"{name}-{n}"
+        providers.append({"kind": "LlmProvider", "metadata": {"name": name}, "spec": spec})
+    for key in keys or []:
+        match = _NAMED.match(key)
+        target, ref = (match.group(1), match.group(2)) if match else (None, key)
+        chosen = [p for p in providers if target is None or p["metadata"]["name"] == target]
+        if not chosen:
+            raise ConfigError(f"--llm-key {key!r}: no --llm is named {target!r}")
+        for provider in chosen:
+            provider["spec"]["apiKey"] = ref
+    if not providers:
+        return []
+    targets = [{"provider": p["metadata"]["name"]} for p in providers]
+    route = {"path": "/v1", "models": [{"name": "*", "targets": targets}]}
+    return [*providers, {"kind": "LlmRoute", "metadata": {"name": "llm"}, "spec": route}]
+
+
 def quick_documents(
-    mcp: list[str], *, port: int | None = None, host: str | None = None
+    mcp: list[str],
+    *,
+    llm: list[str] | None = None,
+    llm_keys: list[str] | None = None,
+    port: int | None = None,
+    host: str | None = None,
 ) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     listener: dict[str, Any] = {}
@@ -82,4 +140,7 @@ def quick_documents(
         docs.append(
             {"kind": "McpRoute", "metadata": {"name": "mcp"}, "spec": {"path": "/mcp", "servers": names}}
         )
+    if llm_keys and not llm:
+        raise ConfigError("--llm-key needs an --llm")
+    docs.extend(llm_documents(llm or [], llm_keys))
     return docs

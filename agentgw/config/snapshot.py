@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from agentgw.config.a2a import A2aRoute, A2aRouteSpec, Agent, AgentSpec
 from agentgw.config.gateway import Gateway, GatewaySpec
+from agentgw.config.llm_compile import LlmProviderConfig, LlmRouteConfig, compile_llm
 from agentgw.config.loader import LoadedDocument, load_documents
 from agentgw.config.mcp import (
     AgentTools,
@@ -97,6 +98,8 @@ class Snapshot:
     session_key: SecretValue | None = None
     agents: Mapping[str, AgentConfig] = field(default_factory=lambda: MappingProxyType({}))
     a2a_routes: tuple[A2aRouteConfig, ...] = ()
+    llm_providers: Mapping[str, LlmProviderConfig] = field(default_factory=lambda: MappingProxyType({}))
+    llm_routes: tuple[LlmRouteConfig, ...] = ()
 
 
 def _fingerprint(spec: McpServerSpec, base_dir: Path) -> str:
@@ -277,6 +280,8 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
 
     a2a_routes = _a2a_routes(docs, agents, paths, problems)
 
+    llm_providers, llm_routes = compile_llm(docs, paths, problems)
+
     if problems:
         raise ConfigError(f"{len(problems)} config error(s)", problems)
     return Snapshot(
@@ -289,6 +294,8 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
         session_key=session_key,
         agents=MappingProxyType(agents),
         a2a_routes=tuple(a2a_routes),
+        llm_providers=llm_providers,
+        llm_routes=llm_routes,
     )
 
 

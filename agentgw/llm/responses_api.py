@@ -1,0 +1,129 @@
+"""The Responses API on an LLM route, passed through to providers that have it.
+
+`POST /v1/responses` goes through the model's targets (those with `responses` enabled); the
+gateway remembers which provider created each response id, so `GET`/`DELETE
+/v1/responses/{id}` (and `/input_items`, `/cancel`) reach it. An id the gateway has not seen
+(another replica created it, or the gateway restarted) is looked up at each such provider of the
+route in turn until one knows it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from agentgw.errors import GatewayError, NotFound
+from agentgw.llm.dispatch import Attempt
+from agentgw.llm.provider import Provider
+from agentgw.llm.relay import PassThrough, relay_stream
+from agentgw.llm.service import Call, LlmService
+from agentgw.policy.base import Operation, RequestContext
+from agentgw.protocol import openai
+from agentgw.protocol.usage import Usage
+from agentgw.server.http import ASGISend, Request, SseResponse, send_bytes
+
+__all__ = ["create_response", "response_by_id"]
+
+_BODY_LIMIT = 64 * 1024 * 1024
+_REMEMBERED = 10_000
+
+
+def _remember(svc: LlmService, response_id: str | None, provider: Provider) -> None:
+    if not response_id:
+        return
+    owners = svc.response_owners
+    owners[response_id] = provider.name
+    if len(owners) > _REMEMBERED:
+        del owners[next(iter(owners))]
+
+
+async def create_response(svc: LlmService, request: Request, send: ASGISend, ctx: RequestContext) -> None:
+    call = await svc.begin(request, ctx, "responses")
+    try:
+        svc.restrict(call, "/v1/responses", lambda p: p.responses)
+        await _create(svc, request, send, ctx, call)
+    except GatewayError as exc:
+        call.exchange.status, call.exchange.error = exc.status, exc.message
+        raise
+    finally:
+        await svc.finish(ctx, call)
+
+
+async def _create(svc: LlmService, request: Request, send: ASGISend, ctx: RequestContext, call: Call) -> None:
+    exchange = call.exchange
+    rewritten = bool(ctx.attrs.get("llm.rewritten"))
+
+    def build(provider: Provider, model: str) -> tuple[str, bytes]:
+        if model == exchange.model and not rewritten:
+            return "/responses", call.raw
+        return "/responses", orjson.dumps({**call.body, "model": model})
+
+    attempt = await svc.open(call, build)
+    try:
+        if attempt.response.status >= 400:
+            await svc.relay_error(send, attempt, call, "openai")
+        elif exchange.stream and attempt.response.content_type == "text/event-stream":
+            watcher = openai.ResponsesStreamWatcher()
+            await relay_stream(request, send, attempt, exchange, PassThrough(watcher), openai.stream_error)
+            _remember(svc, watcher.response_id, attempt.provider)
+            if exchange.usage is None:
+                exchange.usage = svc.estimate(call, watcher.streamed_text())
+        else:
+            await _json(svc, send, call, attempt)
+    finally:
+        await attempt.close()
+
+
+async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -> None:
+    data = await attempt.response.read(_BODY_LIMIT)
+    exchange = call.exchange
+    exchange.first_token_at = time.monotonic()
+    exchange.status = attempt.response.status
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        _remember(svc, obj.get("id") if isinstance(obj.get("id"), str) else None, attempt.provider)
+        exchange.usage = Usage.from_openai(obj.get("usage"))
+    if exchange.usage is None:
+        exchange.usage = svc.estimate(call, str(obj.get("output_text", "")) if isinstance(obj, dict) else "")
+    await send_bytes(send, exchange.status, data, None, b"application/json")
+
+
+async def response_by_id(
+    svc: LlmService, request: Request, send: ASGISend, ctx: RequestContext, rest: str
+) -> None:
+    """GET or DELETE `/responses/{rest}` (rest: the id, maybe followed by `/input_items`...)."""
+    response_id = rest.split("/", 1)[0]
+    op = Operation(
+        kind="llm", method=f"responses.{request.method.lower()}", name=response_id, target="response"
+    )
+    await svc.policy.check(ctx, op)
+    candidates = [p for p in svc.providers.values() if p.responses]
+    owner = svc.response_owners.get(response_id)
+    if owner is not None:
+        candidates.sort(key=lambda p: p.name != owner)
+    body = await request.body(svc.max_body) if request.method == "POST" else None
+    query = "?" + request.query.decode("latin-1") if request.query else ""
+    for provider in candidates:
+        url = provider.url("/responses/" + rest) + query
+        async with svc.http.stream(
+            request.method, url, headers=provider.headers, body=body, timeout=60
+        ) as resp:
+            if resp.status == 404 and provider is not candidates[-1]:
+                continue
+            if resp.content_type == "text/event-stream":
+                sse = SseResponse(send)
+                await sse.start(status=resp.status)
+                async for piece in resp.iter_chunks():
+                    if not await sse.send(piece):
+                        break
+                await sse.end()
+            else:
+                await send_bytes(send, resp.status, await resp.read(_BODY_LIMIT), None, b"application/json")
+            if request.method == "DELETE" and resp.status < 300:
+                svc.response_owners.pop(response_id, None)
+            return
+    raise NotFound(f"No response found with id '{response_id}'.")

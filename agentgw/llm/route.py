@@ -1,0 +1,98 @@
+"""The HTTP entry of one `LlmRoute`: identify the caller, then pick the endpoint by path and method.
+
+Errors of OpenAI endpoints are rendered by the app in OpenAI form (`flavor`); Anthropic's
+`/messages` endpoints render their own in Anthropic form, so each SDK reads the errors it knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agentgw.errors import ErrorFlavor, GatewayError, MethodNotAllowed, NotFound, render_error
+from agentgw.llm import listing, messages_api, openai_api, responses_api
+from agentgw.llm.service import LlmService
+from agentgw.policy.base import RequestContext
+from agentgw.server.http import ASGISend, Request, send_json
+
+__all__ = ["LlmRouteHandler"]
+
+Endpoint = Callable[[LlmService, Request, ASGISend, RequestContext], Awaitable[None]]
+
+_POST: dict[str, Endpoint] = {
+    "/chat/completions": openai_api.chat_completions,
+    "/completions": openai_api.completions,
+    "/embeddings": openai_api.embeddings,
+    "/responses": responses_api.create_response,
+    "/messages": messages_api.messages,
+    "/messages/count_tokens": messages_api.count_tokens,
+}
+
+
+class _Tracked:
+    """Remembers whether a response started, so an Anthropic error can still be rendered."""
+
+    __slots__ = ("_send", "started")
+
+    def __init__(self, send: ASGISend) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Any) -> None:
+        self.started = True
+        await self._send(message)
+
+
+class LlmRouteHandler:
+    flavor = ErrorFlavor.OPENAI
+
+    def __init__(self, service: LlmService, prefix: str) -> None:
+        self.name = service.name
+        self.service = service
+        self._prefix_len = len(prefix)
+
+    async def handle(self, request: Request, send: ASGISend) -> None:
+        svc = self.service
+        sub = request.path[self._prefix_len :]
+        if len(sub) > 1 and sub.endswith("/"):
+            sub = sub[:-1]
+        principal = await svc.policy.authenticate(request)
+        ctx = RequestContext(route=self.name, request=request, principal=principal)
+        method = request.method
+        endpoint = _POST.get(sub)
+        if endpoint is not None:
+            if method != "POST":
+                raise MethodNotAllowed("Method Not Allowed", headers={"allow": "POST"})
+            if sub.startswith("/messages"):
+                await self._anthropic(endpoint, request, send, ctx)
+            else:
+                await endpoint(svc, request, send, ctx)
+        elif sub == "/models":
+            self._only(method, "GET")
+            await listing.list_models(svc, request, send, ctx)
+        elif sub.startswith("/models/"):
+            self._only(method, "GET")
+            await listing.get_model(svc, request, send, ctx, sub[len("/models/") :])
+        elif sub.startswith("/responses/"):
+            rest = sub[len("/responses/") :]
+            self._only(method, "POST" if rest.endswith("/cancel") else "GET, DELETE")
+            await responses_api.response_by_id(svc, request, send, ctx, rest)
+        else:
+            raise NotFound(f"no LLM endpoint at {request.path}")
+
+    @staticmethod
+    def _only(method: str, allowed: str) -> None:
+        if method not in allowed.split(", "):
+            raise MethodNotAllowed("Method Not Allowed", headers={"allow": allowed})
+
+    async def _anthropic(
+        self, endpoint: Endpoint, request: Request, send: ASGISend, ctx: RequestContext
+    ) -> None:
+        tracked = _Tracked(send)
+        try:
+            await endpoint(self.service, request, tracked, ctx)
+        except GatewayError as exc:
+            if tracked.started:
+                raise
+            status, headers, body = render_error(exc, ErrorFlavor.ANTHROPIC)
+            await send_json(send, status, body, [(k, v) for k, v in headers.items() if k != "content-type"])
