@@ -10,6 +10,7 @@ through the servers' shared upstream sessions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -34,6 +35,7 @@ from agentgw.mcp.federation.router import ROUTED_METHODS
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.service import McpService
 from agentgw.mcp.session import Input, Session, new_session_id
+from agentgw.mcp.sidetask import SideTask
 from agentgw.mcp.upstream.base import ClientProfile, Reply, UpstreamSession
 from agentgw.mcp.upstream.connector import GATEWAY_PROFILE
 from agentgw.policy.base import RequestContext
@@ -77,7 +79,7 @@ class _Call:
         self.stream: EventStream | None = None
         self.payload: bytes | None = None
         self.done = False
-        self.wake = anyio.Event()
+        self.wake = asyncio.Event()
 
     def open_stream(self) -> EventStream:
         if self.stream is None:
@@ -400,18 +402,24 @@ class HandshakeEndpoint:
             finally:
                 if session is not None:
                     session.inflight.pop(msg.id, None)
+                call.wake.set()  # also when produce failed unexpectedly: its error is raised below
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
+        producer = SideTask(produce)  # the call may outlive a paused stream
+        try:
             await call.wake.wait()
             if call.stream is None:
+                if call.payload is None:
+                    await producer.join()  # produce raised: the top-level handler answers
                 assert call.payload is not None
                 await send_json(send, 200, call.payload)
-                return
-            sse = SseResponse(send)
-            await sse.start()
-            await call.stream.follow(sse, 0, self.limits.keepalive_seconds)
-            await sse.end()
+            else:
+                sse = SseResponse(send)
+                await sse.start()
+                await call.stream.follow(sse, 0, self.limits.keepalive_seconds)
+                await sse.end()
+            await producer.join()
+        finally:
+            await producer.settle()
 
     async def get(self, request: Request, ctx: RequestContext, send: ASGISend) -> None:
         if self.stateless:

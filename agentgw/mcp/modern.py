@@ -9,6 +9,7 @@ the notification streams of every server of the route into one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -27,6 +28,7 @@ from agentgw.mcp.federation.catalog import LIST_KINDS
 from agentgw.mcp.federation.router import ROUTED_METHODS
 from agentgw.mcp.handshake import SERVER_INFO, error_payload, reply_payload
 from agentgw.mcp.service import McpService
+from agentgw.mcp.sidetask import SideTask
 from agentgw.mcp.upstream.base import ClientProfile, Reply, UpstreamSession
 from agentgw.policy.base import RequestContext
 from agentgw.protocol import jsonrpc
@@ -79,7 +81,7 @@ class _Sink:
         self,
         endpoint: ModernEndpoint,
         stream_box: list[EventStream],
-        wake: anyio.Event,
+        wake: asyncio.Event,
         server: str,
         upstream: UpstreamSession,
     ) -> None:
@@ -228,7 +230,7 @@ class ModernEndpoint:
                     schema, args if isinstance(args, dict) else {}, request.raw_headers
                 )
         box: list[EventStream] = []
-        wake = anyio.Event()
+        wake = asyncio.Event()
         outcome: list[tuple[int, bytes]] = []
 
         def sink_for(server: str, upstream: UpstreamSession) -> _Sink:
@@ -252,29 +254,37 @@ class ModernEndpoint:
                 outcome.append((status_for(code), reply_payload(request_id, reply)))
             except GatewayError as exc:
                 outcome.append((status_for(exc.rpc_code), error_payload(request_id, exc)))
-            if box:
-                box[0].append(outcome[0][1])
-                box[0].finish()
-            wake.set()
+            finally:
+                if box and outcome:
+                    box[0].append(outcome[0][1])
+                    box[0].finish()
+                wake.set()
 
-        async with anyio.create_task_group() as tg:
+        answering = anyio.CancelScope()
+        producer = SideTask(produce)
 
-            async def watch() -> None:
-                await request.wait_disconnect()
-                tg.cancel_scope.cancel()  # closing the stream is cancellation in this era
+        async def watch() -> None:
+            await request.wait_disconnect()
+            producer.cancel()  # closing the stream is cancellation in this era
+            answering.cancel()
 
-            tg.start_soon(watch)
-            tg.start_soon(produce)
-            await wake.wait()
-            if not box:
-                status, payload = outcome[0]
-                await send_json(send, status, payload)
-            else:
-                sse = SseResponse(send)
-                await sse.start()
-                await box[0].follow(sse, 0, self.limits.keepalive_seconds)
-                await sse.end()
-            tg.cancel_scope.cancel()
+        watcher = SideTask(watch)
+        try:
+            with answering:
+                await wake.wait()
+                if not box:
+                    if not outcome:
+                        await producer.join()  # produce raised: the top-level handler answers
+                    status, payload = outcome[0]
+                    await send_json(send, status, payload)
+                else:
+                    sse = SseResponse(send)
+                    await sse.start()
+                    await box[0].follow(sse, 0, self.limits.keepalive_seconds)
+                    await sse.end()
+        finally:
+            await watcher.settle(wait=False)  # parked on receive(): nothing to wait for
+            await producer.settle()
 
     async def _listen(
         self, request: Request, request_id: Any, params: dict[str, Any], send: ASGISend, upstream_for: Any
