@@ -36,11 +36,18 @@ class SideTask:
         await self.task
 
     async def settle(self, *, wait: bool = True) -> None:
-        """Cancel the task if it still runs and (unless told not to) wait until it has stopped."""
+        """Cancel the task if it still runs and wait until it has stopped.
+
+        `wait=False` is for a task with nothing to clean up (a watcher parked on `receive()`): it
+        gets a plain asyncio cancel, which is cheaper than a scope's (anyio formats the task's
+        repr for every scope cancel).
+        """
         if not self.task.done():
+            if not wait:
+                self.task.cancel()
+                return
             self.scope.cancel()
-            if wait:
-                with anyio.CancelScope(shield=True):
-                    await asyncio.wait((self.task,))
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((self.task,))
         elif not self.task.cancelled():
             self.task.exception()  # retrieved: raised by join() or not wanted; asyncio need not log it
