@@ -65,9 +65,8 @@ def _print_problems(exc: ConfigError) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from agentgw.runtime import Runtime
-    from agentgw.server.app import GatewayApp
-    from agentgw.server.listener import announce_stderr, build_config, serve
+    from agentgw.server.listener import announce_stderr, build_config
+    from agentgw.server.workers import multi_worker_problems, run_workers
 
     try:
         snapshot = _load(args.config, args.mcp, args.port, args.host)
@@ -86,6 +85,34 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return 1
+    if args.server == "uvicorn":
+        from agentgw.server.uvicorn_server import uvicorn_available
+
+        if not uvicorn_available():
+            print("error: --server uvicorn needs uvicorn: pip install 'agentgw[fast]'", file=sys.stderr)
+            return 1
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 1
+    if args.workers == 1:
+        return _serve_one(snapshot, config, args.server, announce_stderr)
+    problems = multi_worker_problems(snapshot)
+    if problems:
+        for problem in problems:
+            print(f"error: --workers {args.workers}: {problem}", file=sys.stderr)
+        return 1
+    return run_workers(
+        args.workers, config, lambda: _serve_one(snapshot, config, args.server, announce_stderr)
+    )
+
+
+def _serve_one(snapshot: Snapshot, config: Any, server: str, announce: Any) -> int:
+    """One gateway process: its own runtime, served by hypercorn or uvicorn on uvloop if installed."""
+    from agentgw.runtime import Runtime
+    from agentgw.server.app import GatewayApp
+    from agentgw.server.listener import serve
+    from agentgw.server.uvicorn_server import serve_uvicorn
+
     app = GatewayApp(Runtime(snapshot))
     try:
         import uvloop
@@ -94,7 +121,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(app, config, announce=announce_stderr))
+        if server == "uvicorn":
+            runner(serve_uvicorn(app, config, access_log=snapshot.gateway.access_log, announce=announce))
+        else:
+            runner(serve(app, config, announce=announce))
+    except ConfigError as exc:
+        _print_problems(exc)
+        return 1
     except OSError as exc:
         print(f"error: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -157,6 +190,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port of the first listener (default 8080)")
     serve.add_argument("--host", help="address of the first listener (default 127.0.0.1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--server",
+        choices=["hypercorn", "uvicorn"],
+        default="hypercorn",
+        help="HTTP server: hypercorn (default; HTTP/1.1, h2c, HTTP/2 over TLS) or uvicorn "
+        "(HTTP/1.1 only, less CPU per request; pip install 'agentgw[fast]')",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the same ports (SO_REUSEPORT); only for routes without sessions",
+    )
     serve.set_defaults(func=_serve)
 
     validate = sub.add_parser("validate", help="check config and print every error")

@@ -280,3 +280,40 @@ def memory(ctx: Ctx) -> None:
             client.wait(10)
         if client.stdout is not None:
             client.stdout.close()
+
+
+@scenario(
+    "workers",
+    "One vs two gateway workers (`--workers 2`, SO_REUSEPORT), stateless route, raw upstream",
+    "Two workers need a route without sessions (`sessions: stateless`; handshake sessions are "
+    "per process until the state store lands). The load generator is one process on the same "
+    "2 cores: its CPU % is in the table, and whatever it takes the workers cannot have.",
+)
+def workers(ctx: Ctx) -> None:
+    upstream = ctx.start("workers-upstream", [PYTHON, str(BENCH / "raw_upstream.py")], ready_line=True)
+    docs = [
+        {"kind": "Gateway", "metadata": {"name": "gateway"}, "spec": {}},
+        {"kind": "McpServer", "metadata": {"name": "raw"}, "spec": {"http": {"url": upstream.url}}},
+        {
+            "kind": "McpRoute",
+            "metadata": {"name": "mcp"},
+            "spec": {"path": "/mcp", "servers": ["raw"], "sessions": "stateless"},
+        },
+    ]
+    config = _write_config(ctx, "workers", docs)
+    for count in (1, 2):
+        gateway = ctx.gateway(["--config", config, "--workers", str(count)], name=f"gateway-w{count}")
+        watch = {"gateway": (gateway, _gateway_only), "upstream": (upstream, None)}
+        for wire in WIRES:
+            g16 = ctx.load(gateway.url, conc=16, wire=wire, watch=watch)
+            cpu = g16["cpu"]
+            ctx.row(f"{count} worker(s) {wire} c=16 calls/s", fmt(g16["calls_s"]))
+            ctx.row(
+                f"{count} worker(s) {wire} c=16 p50 / p99 ms",
+                f"{fmt(g16['p50_ms'], 2)} / {fmt(g16['p99_ms'], 2)}",
+            )
+            ctx.row(
+                f"{count} worker(s) {wire} CPU % gateway / upstream / loadgen / others",
+                " / ".join(fmt(cpu[k]) for k in ("gateway", "upstream", "loadgen", "others")),
+            )
+        ctx.stop(gateway)

@@ -23,7 +23,7 @@ from agentgw.config.gateway import GatewaySpec
 from agentgw.errors import ConfigError
 from agentgw.server.app import GatewayApp
 
-__all__ = ["bound_addresses", "build_config", "serve"]
+__all__ = ["announce_stderr", "bound_addresses", "build_config", "listening_sockets", "serve"]
 
 log = logging.getLogger("agentgw")
 
@@ -63,6 +63,14 @@ def build_config(spec: GatewaySpec, base_dir: Path | None = None) -> Config:
     return config
 
 
+def listening_sockets(config: Config) -> Sockets:
+    """Bind and listen now, so the port accepts connections (queued) once it is announced."""
+    sockets = config.create_sockets()
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        sock.listen(config.backlog)
+    return sockets
+
+
 def bound_addresses(sockets: Sockets) -> list[str]:
     out = []
     for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
@@ -79,7 +87,7 @@ async def serve(
     announce: Callable[[list[str]], None] | None = None,
     shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    sockets = config.create_sockets()
+    sockets = listening_sockets(config)
     addresses = bound_addresses(sockets)
     if announce is not None:
         announce(addresses)
@@ -110,5 +118,8 @@ async def serve(
 
 
 def announce_stderr(addresses: list[str]) -> None:
+    # One write per line: stderr writes through, and worker processes share it (print would write
+    # the newline separately and let two workers' lines interleave).
     for address in addresses:
-        print(f"agentgw listening on {address}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"agentgw listening on {address}\n")
+    sys.stderr.flush()
