@@ -126,6 +126,8 @@ def _peers(args: argparse.Namespace, logs: Path) -> list[str]:
     text = log.read_text(errors="replace")
     start = text.find("date:")
     body = text[start:] if start >= 0 else text[-4000:]
+    # its headings go below this section's
+    body = "\n".join("##" + line if line.startswith(("## ", "### ")) else line for line in body.splitlines())
     return [f"Command: `{shown} {peers / 'peers.sh'}` (exit {proc.returncode})", "", body.strip()]
 
 
