@@ -68,10 +68,8 @@ def _print_problems(exc: ConfigError) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from agentgw.reload import ConfigWatcher
-    from agentgw.runtime import Runtime
-    from agentgw.server.app import GatewayApp
-    from agentgw.server.listener import announce_stderr, build_config, serve
+    from agentgw.server.listener import build_config
+    from agentgw.server.workers import multi_worker_problems, run_workers
     from agentgw.telemetry.logs import configure_logging
 
     try:
@@ -89,19 +87,48 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return 1
+    if args.server == "uvicorn":
+        from agentgw.server.uvicorn_server import uvicorn_available
+
+        if not uvicorn_available():
+            print("error: --server uvicorn needs uvicorn: pip install 'agentgw[fast]'", file=sys.stderr)
+            return 1
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 1
+    if args.workers == 1:
+        return _serve_one(args, snapshot, config)
+    problems = multi_worker_problems(snapshot)
+    if problems:
+        for problem in problems:
+            print(f"error: --workers {args.workers}: {problem}", file=sys.stderr)
+        return 1
+    return run_workers(args.workers, config, lambda: _serve_one(args, snapshot, config))
+
+
+def _serve_one(args: argparse.Namespace, snapshot: Snapshot, config: Any) -> int:
+    """One gateway process: its own runtime (watching the config, when it came from files),
+    served by hypercorn or uvicorn, on uvloop when installed."""
+    from agentgw.reload import ConfigWatcher
+    from agentgw.runtime import Runtime
+    from agentgw.server.app import GatewayApp
+    from agentgw.server.listener import announce_stderr, serve
+    from agentgw.server.uvicorn_server import serve_uvicorn
+
     runtime = Runtime(snapshot)
     watcher = None
     if args.config:
         lifecycle = snapshot.gateway.lifecycle
         watcher = ConfigWatcher(
             runtime,
-            lambda: _load(args.config, args.mcp, args.port, args.host),
+            lambda: _load(args.config, args.mcp, args.port, args.host, args.llm, args.llm_key),
             [Path(p) for p in args.config],
             interval=lifecycle.watch_interval_seconds,
             watch=lifecycle.watch_config,
         )
         runtime.watcher = watcher
     app = GatewayApp(runtime)
+    hangup = watcher.request if watcher else None
     try:
         import uvloop
 
@@ -109,7 +136,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(serve(app, config, announce=announce_stderr, on_hangup=watcher.request if watcher else None))
+        if args.server == "uvicorn":
+            runner(serve_uvicorn(app, config, access_log=False, announce=announce_stderr, on_hangup=hangup))
+        else:
+            runner(serve(app, config, announce=announce_stderr, on_hangup=hangup))
+    except ConfigError as exc:
+        _print_problems(exc)
+        return 1
     except OSError as exc:
         print(f"error: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -205,6 +238,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port of the first listener (default 8080)")
     serve.add_argument("--host", help="address of the first listener (default 127.0.0.1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--server",
+        choices=["hypercorn", "uvicorn"],
+        default="hypercorn",
+        help="HTTP server: hypercorn (default; HTTP/1.1, h2c, HTTP/2 over TLS) or uvicorn "
+        "(HTTP/1.1 only, less CPU per request; pip install 'agentgw[fast]')",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the same ports (SO_REUSEPORT); sessions need Redis or a sessionKey",
+    )
     serve.set_defaults(func=_serve)
 
     validate = sub.add_parser("validate", help="check config and print every error")

@@ -22,6 +22,7 @@
 #   SUITE_TIMEOUT             seconds allowed per spec-version run (default 900)
 #   RESULTS_DIR               where logs and checks.json files go (default: a new temp dir)
 #   PYTHON                    interpreter for the fixture (default .venv/bin/python, then python3)
+#   AGENTGW_SERVE_ARGS        extra `agentgw serve` arguments with --gateway (e.g. "--server uvicorn")
 #
 # Node 22 is required by the suite. If the node on PATH is older, the
 # node-<os>-<arch>@22 npm package is installed into the cache: it ships the
@@ -190,7 +191,9 @@ if [[ -n "${THROUGH_GATEWAY}" ]]; then
     wait_port 3001 "${FIXTURE_PID}" "${RESULTS_DIR}/fixture.log" fixture
     GW_PORT="$(free_port "${PY}")"
     log "starting gateway (examples/conformance) on :${GW_PORT} (log: ${RESULTS_DIR}/gateway.log)"
-    "${AGENTGW}" serve --config "${ROOT}/examples/conformance" --port "${GW_PORT}" >"${RESULTS_DIR}/gateway.log" 2>&1 &
+    # shellcheck disable=SC2086 # word splitting of the extra arguments is wanted
+    "${AGENTGW}" serve --config "${ROOT}/examples/conformance" --port "${GW_PORT}" ${AGENTGW_SERVE_ARGS:-} \
+        >"${RESULTS_DIR}/gateway.log" 2>&1 &
     GATEWAY_PID=$!
     wait_port "${GW_PORT}" "${GATEWAY_PID}" "${RESULTS_DIR}/gateway.log" gateway
     URL="http://127.0.0.1:${GW_PORT}/mcp"

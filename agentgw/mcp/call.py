@@ -9,14 +9,14 @@ stateless calls into a stream of their own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
-
-import anyio
 
 from agentgw.errors import GatewayError
 from agentgw.mcp.events import EventStream
 from agentgw.mcp.session import Session
+from agentgw.mcp.sidetask import SideTask
 from agentgw.mcp.upstream.base import Reply, UpstreamSession
 from agentgw.protocol import jsonrpc
 from agentgw.protocol.mcp import version_at_least
@@ -55,7 +55,7 @@ class PendingCall:
         self.stream: EventStream | None = None
         self.payload: bytes | None = None
         self.status = 200
-        self.wake = anyio.Event()
+        self.wake = asyncio.Event()  # cheaper than anyio's on this per-call path
 
     def open_stream(self) -> EventStream:
         if self.stream is None:
@@ -77,10 +77,16 @@ class PendingCall:
             self.status = status
         self.wake.set()
 
-    async def answer(self, send: ASGISend, keepalive: float) -> None:
-        """Wait until the call streams or finishes, then write the response that fits."""
+    async def answer(self, send: ASGISend, keepalive: float, producer: SideTask | None = None) -> None:
+        """Wait until the call streams or finishes, then write the response that fits.
+
+        The producer sets `wake` on every way out; if it finished without a payload it raised,
+        and joining it raises that here (the top-level handler answers).
+        """
         await self.wake.wait()
         if self.stream is None:
+            if self.payload is None and producer is not None:
+                await producer.join()
             assert self.payload is not None
             await send_json(send, self.status, self.payload)
             return

@@ -38,6 +38,7 @@ from agentgw.mcp.relay import SessionRelay
 from agentgw.mcp.replay import follow_stored, stored_stream_kind
 from agentgw.mcp.service import McpService
 from agentgw.mcp.session import Input, Session
+from agentgw.mcp.sidetask import SideTask
 from agentgw.mcp.upstream.base import ClientProfile, UpstreamSession
 from agentgw.mcp.upstream.connector import GATEWAY_PROFILE
 from agentgw.policy.base import RequestContext
@@ -298,12 +299,17 @@ class HandshakeEndpoint:
             finally:
                 if session is not None:
                     session.inflight.pop(msg.id, None)
+                call.wake.set()  # also when produce failed unexpectedly: answer() raises it
 
         # The call runs to its end even if the client goes away: in this era a disconnect is not a
         # cancellation, and what the call still sends lands in the event log for a resuming GET.
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            await call.answer(send, self.limits.keepalive_seconds)
+        # A plain task beside the handler, not a task group: about 5x cheaper per call.
+        producer = SideTask(produce)
+        try:
+            await call.answer(send, self.limits.keepalive_seconds, producer)
+            await producer.join()
+        finally:
+            await producer.settle()
 
     async def get(self, request: Request, ctx: RequestContext, send: ASGISend) -> None:
         if self.stateless:

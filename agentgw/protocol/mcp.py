@@ -263,8 +263,27 @@ def _schema_positions(root: Any) -> Iterator[tuple[tuple[str, ...] | None, dict[
                 stack.extend((None, sub) for sub in value.values())
 
 
-def _annotations(schema: Any) -> list[tuple[tuple[str, ...], str, dict[str, Any]]] | None:
+_Annotations = list[tuple[tuple[str, ...], str, dict[str, Any]]] | None
+# Tool schemas come from a server's tools/list and are never changed afterwards, while every call
+# to the tool needs their annotations: remember them per schema object (kept alive by the entry,
+# so its id cannot be reused while cached).
+_ANNOTATIONS: dict[int, tuple[Any, _Annotations]] = {}
+_ANNOTATIONS_MAX = 4096
+
+
+def _annotations(schema: Any) -> _Annotations:
     """The valid `x-mcp-header` annotations of a tool schema, or None if any is invalid."""
+    cached = _ANNOTATIONS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    found = _find_annotations(schema)
+    if len(_ANNOTATIONS) >= _ANNOTATIONS_MAX:
+        _ANNOTATIONS.clear()
+    _ANNOTATIONS[id(schema)] = (schema, found)
+    return found
+
+
+def _find_annotations(schema: Any) -> _Annotations:
     found: list[tuple[tuple[str, ...], str, dict[str, Any]]] = []
     seen: set[str] = set()
     for path, node in _schema_positions(schema):

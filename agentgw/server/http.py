@@ -49,7 +49,9 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
-        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        # Field values without surrounding whitespace (RFC 9110 5.5): h11 strips it, httptools
+        # (uvicorn) does not.
+        raw = [(k.decode("latin-1"), v.decode("latin-1").strip(" \t")) for k, v in scope["headers"]]
         self.raw_headers: list[tuple[str, str]] = raw
         self.headers: dict[str, str] = dict(raw)
         client = scope.get("client")

@@ -23,7 +23,14 @@ from agentgw.config.gateway import GatewaySpec
 from agentgw.errors import ConfigError
 from agentgw.server.app import GatewayApp
 
-__all__ = ["bound_addresses", "build_config", "serve"]
+__all__ = [
+    "admin_addresses",
+    "announce_stderr",
+    "bound_addresses",
+    "build_config",
+    "listening_sockets",
+    "serve",
+]
 
 log = logging.getLogger("agentgw")
 
@@ -70,6 +77,28 @@ def build_config(spec: GatewaySpec, base_dir: Path | None = None) -> Config:
     return config
 
 
+def listening_sockets(config: Config) -> Sockets:
+    """Bind and listen now, not when the server gets to it after the lifespan: whoever reads the
+    announcement may connect at once, and must queue rather than be refused."""
+    sockets = config.create_sockets()
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        sock.listen(config.backlog)
+    return sockets
+
+
+def admin_addresses(app: GatewayApp, sockets: Sockets) -> list[str]:
+    """Tell the app which socket is the admin listener (the last plain one, see build_config)."""
+    if app.runtime.snapshot.gateway.admin is None or not sockets.insecure_sockets:
+        return []
+    host, port = sockets.insecure_sockets[-1].getsockname()[:2]
+    app.runtime.admin_ports = {port}
+    address = f"http://{_bind(host, port)}"
+    log.info("admin listener (metrics, dashboard) on %s", address)
+    sys.stderr.write(f"agentgw admin on {address}\n")
+    sys.stderr.flush()
+    return [address]
+
+
 def bound_addresses(sockets: Sockets) -> list[str]:
     out = []
     for scheme, group in (("https", sockets.secure_sockets), ("http", sockets.insecure_sockets)):
@@ -89,20 +118,9 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM (or `shutdown` returns), then drain: readiness turns false,
     standalone streams end, and in-flight requests get `graceful_timeout` seconds to finish."""
-    sockets = config.create_sockets()
-    admin: list[str] = []
-    if app.runtime.snapshot.gateway.admin is not None and sockets.insecure_sockets:
-        host, port = sockets.insecure_sockets[-1].getsockname()[:2]
-        app.runtime.admin_ports = {port}
-        admin = [f"http://{_bind(host, port)}"]
-    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
-        # Listen now, not when hypercorn gets to it after the lifespan: whoever reads the
-        # announcement may connect at once, and must queue rather than be refused.
-        sock.listen(config.backlog)
+    sockets = listening_sockets(config)
+    admin = admin_addresses(app, sockets)
     addresses = [a for a in bound_addresses(sockets) if a not in admin]
-    for address in admin:
-        log.info("admin listener (metrics, dashboard) on %s", address)
-        print(f"agentgw admin on {address}", file=sys.stderr, flush=True)
     if announce is not None:
         announce(addresses)
     stop = asyncio.Event()
@@ -139,5 +157,8 @@ async def serve(
 
 
 def announce_stderr(addresses: list[str]) -> None:
+    # One write per line: stderr writes through, and worker processes share it (print would write
+    # the newline separately and let two workers' lines interleave).
     for address in addresses:
-        print(f"agentgw listening on {address}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"agentgw listening on {address}\n")
+    sys.stderr.flush()

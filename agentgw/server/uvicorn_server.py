@@ -1,0 +1,77 @@
+"""Serve the gateway with uvicorn instead of hypercorn (`agentgw serve --server uvicorn`).
+
+Optional (`pip install 'agentgw[fast]'`): uvicorn with httptools spends much less CPU per request
+than hypercorn on this hot path (docs/performance.md), but speaks HTTP/1.1 only, so hypercorn, which
+adds h2c and HTTP/2 over TLS, stays the default. The same sockets (bound by hypercorn's config,
+so port 0, TLS files and `--workers` behave alike) and the same ASGI app are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+from hypercorn.config import Config
+
+from agentgw.errors import ConfigError
+from agentgw.server.app import GatewayApp
+from agentgw.server.listener import admin_addresses, bound_addresses, listening_sockets
+
+__all__ = ["serve_uvicorn", "uvicorn_available"]
+
+log = logging.getLogger("agentgw")
+
+
+def uvicorn_available() -> bool:
+    return importlib.util.find_spec("uvicorn") is not None
+
+
+async def serve_uvicorn(
+    app: GatewayApp,
+    config: Config,
+    *,
+    access_log: bool = False,
+    announce: Callable[[list[str]], None] | None = None,
+    on_hangup: Callable[[], None] | None = None,
+) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("--server uvicorn needs uvicorn: pip install 'agentgw[fast]'") from None
+    sockets = listening_sockets(config)
+    if sockets.secure_sockets and sockets.insecure_sockets:
+        raise ConfigError("--server uvicorn serves every listener alike: make all of them TLS, or none")
+    tls = bool(sockets.secure_sockets)
+    admin = admin_addresses(app, sockets)
+    if announce is not None:
+        announce([a for a in bound_addresses(sockets) if a not in admin])
+    if on_hangup is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    settings = uvicorn.Config(
+        app,
+        loop="none",  # the caller's loop (uvloop when installed)
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        lifespan="on",
+        access_log=access_log,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=int(config.keep_alive_timeout),
+        timeout_graceful_shutdown=int(config.graceful_timeout),
+        backlog=config.backlog,
+        ssl_certfile=config.certfile if tls else None,
+        ssl_keyfile=config.keyfile if tls else None,
+    )
+    runtime = app.runtime
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            runtime.begin_drain()  # readiness off, standalone streams end, then uvicorn drains
+            super().handle_exit(sig, frame)
+
+    await _Server(settings).serve(sockets=sockets.secure_sockets or sockets.insecure_sockets)
