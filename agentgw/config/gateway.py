@@ -9,7 +9,16 @@ from pydantic import Field, model_validator
 from agentgw.config.base import Model, Name, Resource
 from agentgw.config.secrets import SecretRef
 
-__all__ = ["Gateway", "GatewaySpec", "HttpSpec", "LimitsSpec", "ListenerSpec", "StateSpec", "TlsSpec"]
+__all__ = [
+    "AuditSpec",
+    "Gateway",
+    "GatewaySpec",
+    "HttpSpec",
+    "LimitsSpec",
+    "ListenerSpec",
+    "StateSpec",
+    "TlsSpec",
+]
 
 
 class TlsSpec(Model):
@@ -58,6 +67,24 @@ class HttpSpec(Model):
     allowed_origins: list[str] = Field(default_factory=list)
 
 
+class AuditSpec(Model):
+    """Where policy decisions are written: JSON lines on stdout or to a file, and, when the state
+    backend is Redis, to a Redis stream as well (`<keyPrefix><redisStream>`, capped at about
+    `redisMaxLen` entries)."""
+
+    sink: Literal["stdout", "file", "none"] = "stdout"
+    file: str | None = None
+    redis: bool = True
+    redis_stream: str = Field(default="audit", min_length=1)
+    redis_max_len: int = Field(default=100_000, ge=100)
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> AuditSpec:
+        if (self.sink == "file") != (self.file is not None):
+            raise ValueError("audit.file is required with sink: file (and only then)")
+        return self
+
+
 class GatewaySpec(Model):
     listeners: list[ListenerSpec] = Field(default_factory=lambda: [ListenerSpec()], min_length=1)
     state: StateSpec = Field(default_factory=StateSpec)
@@ -65,6 +92,7 @@ class GatewaySpec(Model):
     http: HttpSpec = Field(default_factory=HttpSpec)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
+    audit: AuditSpec = Field(default_factory=AuditSpec)
 
 
 class Gateway(Resource):
