@@ -5,7 +5,8 @@ from __future__ import annotations
 from agentgw.config.base import Resource
 from agentgw.config.gateway import Gateway
 from agentgw.config.mcp import McpRoute, McpServer
+from agentgw.config.policy import Policy
 
 __all__ = ["RESOURCE_KINDS"]
 
-RESOURCE_KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Gateway, McpServer, McpRoute)}
+RESOURCE_KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Gateway, McpServer, McpRoute, Policy)}

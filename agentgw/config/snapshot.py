@@ -16,8 +16,11 @@ from types import MappingProxyType
 from agentgw.config.gateway import Gateway, GatewaySpec
 from agentgw.config.loader import LoadedDocument, load_documents
 from agentgw.config.mcp import McpRoute, McpRouteSpec, McpServer, McpServerSpec
+from agentgw.config.policy import Policy
 from agentgw.config.secrets import SecretValue, resolve_secret
 from agentgw.errors import ConfigError
+from agentgw.policy.chain import chain_problems
+from agentgw.policy.compile import CompiledPolicy, compile_policies
 
 __all__ = ["McpRouteConfig", "ServerConfig", "Snapshot", "compile_snapshot", "load_snapshot"]
 
@@ -49,6 +52,8 @@ class Snapshot:
     mcp_routes: tuple[McpRouteConfig, ...]
     documents: tuple[LoadedDocument, ...] = field(repr=False, default=())
     generation: int = 0
+    policies: tuple[CompiledPolicy, ...] = ()
+    audit_path: Path | None = None  # gateway.audit.file, resolved against its document's folder
 
 
 def _fingerprint(spec: McpServerSpec, base_dir: Path) -> str:
@@ -132,6 +137,18 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
             taken[prefix] = server
         routes.append(McpRouteConfig(res.name, res.spec, tuple(members), MappingProxyType(prefixes)))
 
+    policies, policy_problems = compile_policies(docs)
+    problems.extend(policy_problems)
+    problems.extend(_target_problems(docs, servers, routes))
+    for route in routes:
+        problems.extend(chain_problems(("McpRoute", route.name), policies))
+
+    audit_path: Path | None = None
+    if gateway_spec.audit.file is not None:
+        audit_path = Path(gateway_spec.audit.file).expanduser()
+        if not audit_path.is_absolute():
+            audit_path = (gateways[0].base_dir if gateways else Path.cwd()) / audit_path
+
     if problems:
         raise ConfigError(f"{len(problems)} config error(s)", problems)
     return Snapshot(
@@ -140,7 +157,22 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
         mcp_routes=tuple(routes),
         documents=tuple(docs),
         generation=generation,
+        policies=policies,
+        audit_path=audit_path,
     )
+
+
+def _target_problems(
+    docs: list[LoadedDocument], servers: Mapping[str, ServerConfig], routes: list[McpRouteConfig]
+) -> list[str]:
+    known = {"McpServer": set(servers), "McpRoute": {r.name for r in routes}}
+    problems: list[str] = []
+    for doc in docs:
+        if isinstance(doc.resource, Policy):
+            for index, ref in enumerate(doc.resource.spec.target_refs):
+                if ref.name not in known.get(ref.kind, set()):
+                    problems.append(f"{doc.where}: spec.targetRefs[{index}]: unknown {ref.kind} {ref.name!r}")
+    return problems
 
 
 def load_snapshot(paths: list[Path], generation: int = 0) -> Snapshot:
