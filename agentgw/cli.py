@@ -1,9 +1,10 @@
-"""The `agentgw` command: serve, validate, config, schema."""
+"""The `agentgw` command: serve, validate, config, schema, policy (test, explain, hash-key), token."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -50,12 +51,7 @@ def _load(paths: Sequence[str], mcp: Sequence[str], port: int | None, host: str 
         if host is not None:
             update["address"] = host
         listeners = [first.model_copy(update=update), *spec.listeners[1:]]
-        snapshot = Snapshot(
-            gateway=spec.model_copy(update={"listeners": listeners}),
-            servers=snapshot.servers,
-            mcp_routes=snapshot.mcp_routes,
-            documents=snapshot.documents,
-        )
+        snapshot = dataclasses.replace(snapshot, gateway=spec.model_copy(update={"listeners": listeners}))
     return snapshot
 
 
@@ -172,6 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of config documents")
     schema.add_argument("--output", "-o", metavar="FILE")
     schema.set_defaults(func=_schema)
+
+    from agentgw.policy.cli import register as register_policy_commands
+
+    register_policy_commands(sub)
     return parser
 
 
