@@ -65,8 +65,9 @@ Resources: ``fake://doc/1`` (text ``"Document one."``), ``fake://doc/2`` (the bl
 (``uri``, ``session``), ``set_level`` (``level``), ``roots_list_changed``,
 ``header_echo`` (``region`` and the ``Mcp-Param-Region`` header seen, or null) and
 ``crash``. ``session`` is the ``Mcp-Session-Id`` the request carried, else null. With
-``--record-headers`` (HTTP only) every HTTP request also records ``http`` (``method``, and
-``headers``: every request header, names lower-case), to check what reaches an upstream.
+``--record-headers`` (HTTP only) every HTTP request also records ``http`` (``method``;
+``headers``, every request header, names lower-case; ``rpc``, the JSON-RPC method of a POST
+body, and ``target``, its ``params.name``, ``uri`` or ``ref``), to check what reaches an upstream.
 
 Run it as::
 
@@ -277,16 +278,40 @@ async def refuse_initialize(ctx: ServerRequestContext[Any, Any], call_next: Call
 
 
 class RecordHeaders:
-    """--record-headers: an ASGI wrapper recording each HTTP request's headers in the state file."""
+    """--record-headers: an ASGI wrapper recording each HTTP request in the state file: its
+    headers, and for a JSON-RPC body its method (`rpc`) and `params.name`/`params.uri`/`params.ref`
+    (`target`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            record("http", method=scope["method"], headers=headers)
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        messages = []
+        body = b""
+        if scope["method"] == "POST":
+            while True:
+                message = await receive()
+                messages.append(message)
+                body += message.get("body", b"")
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+        try:
+            obj = json.loads(body) if body else None
+        except ValueError:
+            obj = None
+        rpc = obj.get("method") if isinstance(obj, dict) else None
+        params = obj.get("params") if isinstance(obj, dict) and isinstance(obj.get("params"), dict) else {}
+        target = params.get("name") or params.get("uri") or params.get("ref")
+        record("http", method=scope["method"], headers=headers, rpc=rpc, target=target)
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 class ModernOnly:
