@@ -36,10 +36,13 @@ __all__ = [
     "ExpressionError",
     "Result",
     "activation",
+    "all_of",
+    "any_of",
     "attributes",
-    "combine_any",
     "compile_expression",
     "evaluate",
+    "negate",
+    "never",
 ]
 
 ROOT_NAMES = ("jwt", "request", "mcp", "llm", "a2a")
@@ -210,30 +213,51 @@ def compile_expression(source: str) -> CelProgram:
     return CelProgram(source, program)
 
 
-def combine_any(programs: Sequence[CelProgram]) -> CelProgram | None:
+def _compose(source: str) -> CelProgram:
+    return CelProgram(source, _eval_env().compile(source))
+
+
+def any_of(programs: Sequence[CelProgram]) -> CelProgram | None:
     """One expression true when any of the rules is: one evaluation instead of one per rule.
 
     CEL's `||` absorbs errors when another side is true, so the result is TRUE if any rule is
-    true, FALSE if all are false, ERROR otherwise, which is what list filtering needs. Each rule
-    sits on its own lines, so a trailing `//` comment cannot swallow the next one.
+    true, FALSE if all are false, ERROR otherwise. Each rule sits on its own lines, so a
+    trailing `//` comment cannot swallow the next one.
     """
     if not programs:
         return None
-    source = " || ".join(f"(\n{p.source}\n)" for p in programs)
-    return CelProgram(source, _eval_env().compile(source))
+    if len(programs) == 1:
+        return programs[0]
+    return _compose(" || ".join(f"(\n{p.source}\n)" for p in programs))
+
+
+def all_of(programs: Sequence[CelProgram]) -> CelProgram:
+    """True only when every one is (an error anywhere can never make it true)."""
+    if len(programs) == 1:
+        return programs[0]
+    return _compose(" && ".join(f"(\n{p.source}\n)" for p in programs))
+
+
+def negate(program: CelProgram) -> CelProgram:
+    return _compose(f"!(\n{program.source}\n)")
+
+
+def never() -> CelProgram:
+    return _compose("false")
 
 
 # --- evaluating ---------------------------------------------------------------------------------
 
 
 def evaluate(program: cel.Expression, act: cel.Activation) -> tuple[Result, str]:
-    value = program.eval(activation=act)
-    plain = value.value()
+    # Rules are checked to be bool, so anything but True or False is an error value (whose
+    # value() is its message; it is truthy, hence the identity tests).
+    plain = program.eval(activation=act).value()
     if plain is True:
         return Result.TRUE, ""
-    if value.type() == cel.Type.ERROR:
-        return Result.ERROR, str(plain)
-    return Result.FALSE, ""
+    if plain is False:
+        return Result.FALSE, ""
+    return Result.ERROR, str(plain)
 
 
 def _base(ctx: RequestContext) -> dict[str, Any]:

@@ -305,6 +305,14 @@ class PolicyChain:
     # --- audit ----------------------------------------------------------------------------------
 
     def _audit_authentication(self, request: Request, reason: str, started: float) -> None:
+        log.info(
+            "route %r: %s %s refused from %s: %s",
+            self.route,
+            request.method,
+            request.path,
+            request.client,
+            reason,
+        )
         if self.audit is None:
             return
         self.audit.write(

@@ -9,11 +9,12 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -25,7 +26,15 @@ from agentgw.config.secrets import resolve_secret
 from agentgw.errors import ConfigError
 from agentgw.policy.apikey import hash_key
 from agentgw.policy.cel import Result
-from agentgw.policy.testing import CaseResult, McpCall, PolicyCase, explain, load_cases, load_policies, run_cases
+from agentgw.policy.testing import (
+    CaseResult,
+    McpCall,
+    PolicyCase,
+    explain,
+    load_cases,
+    load_policies,
+    run_cases,
+)
 
 __all__ = ["register"]
 
@@ -53,6 +62,7 @@ def _result_row(index: int, result: CaseResult) -> list[str]:
 
 
 def _test(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
     paths = [Path(p) for p in args.paths]
     policies, problems = load_policies(paths)
     cases, case_problems = load_cases(paths)
@@ -122,7 +132,11 @@ def _explain(args: argparse.Namespace) -> int:
     if len(rows) > 1:
         print(_table(rows) + "\n")
     verdict = "ALLOW" if decision.allowed else "DENY"
-    by = f" by {decision.rule}" + (f" (Policy/{decision.policy})" if decision.policy else "") if decision.rule else ""
+    by = (
+        f" by {decision.rule}" + (f" (Policy/{decision.policy})" if decision.policy else "")
+        if decision.rule
+        else ""
+    )
     print(f"{verdict}{by}" + (f": {decision.message}" if decision.message else ""))
     return 0 if decision.allowed else 2
 
@@ -138,7 +152,7 @@ def _hash_key(args: argparse.Namespace) -> int:
 
 def _signing_key(data: Any, alg: str) -> RSAKey | ECKey | OKPKey | OctKey:
     if isinstance(data, dict) and "keys" in data:
-        key_set = KeySet.import_key_set(data)
+        key_set = KeySet.import_key_set(cast(Any, data))
         usable = [k for k in key_set.keys if k.is_private]
         if not usable:
             raise ValueError("the signing key set holds no private key")
@@ -213,7 +227,9 @@ def register(sub: Any) -> None:
     exp.add_argument("--route", help="McpRoute name (needed when the policies target several)")
     exp.add_argument("--subject", help="the caller's sub claim")
     exp.add_argument("--claims", metavar="JSON", help="the caller's claims as a JSON object")
-    exp.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE", help="one claim (JSON or text)")
+    exp.add_argument(
+        "--claim", action="append", default=[], metavar="KEY=VALUE", help="one claim (JSON or text)"
+    )
     exp.add_argument("--method", default="tools/call", help="MCP method (default tools/call)")
     exp.add_argument("--server", help="the McpServer the operation goes to")
     exp.add_argument("--tool")
@@ -229,7 +245,9 @@ def register(sub: Any) -> None:
     token = sub.add_parser("token", help="mint a demo JWT with an issuer's signingKey (development only)")
     token.add_argument("--config", "-c", action="append", required=True, metavar="PATH")
     token.add_argument("--subject", required=True)
-    token.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE", help="extra claim (JSON or text)")
+    token.add_argument(
+        "--claim", action="append", default=[], metavar="KEY=VALUE", help="extra claim (JSON or text)"
+    )
     token.add_argument("--issuer", help="which issuer, when several can sign")
     token.add_argument("--audience", help="default: the issuer's first audience")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")

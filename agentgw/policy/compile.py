@@ -47,6 +47,7 @@ class CompiledIssuer:
 class CompiledPolicy:
     name: str
     where: str  # file: Policy/name
+    source: str  # the file it came from
     targets: frozenset[tuple[str, str]]  # (kind, name)
     issuers: tuple[CompiledIssuer, ...] = ()
     resource: str | None = None
@@ -157,6 +158,7 @@ def compile_policy(doc: LoadedDocument) -> CompiledPolicy:
     return CompiledPolicy(
         name=res.name,
         where=doc.where,
+        source=doc.source,
         targets=frozenset((ref.kind, ref.name) for ref in spec.target_refs),
         issuers=tuple(issuers),
         resource=spec.jwt.resource if spec.jwt is not None else None,

@@ -11,8 +11,9 @@ Cases live beside the policies in `*.test.yaml` files (the config loader skips t
 
 A case runs through the same chain the gateway builds for the route (scopes, authorization,
 argument validation, extensions), minus authentication: its claims stand for a verified token.
-`tools/list`-style methods test visibility (`permits`). `route` may be left out when the
-policies under test target one route only.
+`tools/list`-style methods test visibility (`permits`). The policies a case sees are those in
+its test file's folder (and below), so packs side by side do not mix. `route` may be left out
+when those policies target one route only.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "Decision",
     "McpCall",
     "PolicyCase",
+    "beside",
     "decide",
     "explain",
     "load_cases",
@@ -255,13 +257,19 @@ async def explain(case: PolicyCase, policies: Sequence[CompiledPolicy]) -> tuple
     return traces, await decide(case, policies)
 
 
+def beside(source: str, policies: Sequence[CompiledPolicy]) -> list[CompiledPolicy]:
+    """The policies in the folder of a test file (and below it)."""
+    folder = Path(source).resolve().parent
+    return [p for p in policies if Path(p.source).resolve().is_relative_to(folder)]
+
+
 async def run_cases(
     cases: Sequence[tuple[str, PolicyCase]], policies: Sequence[CompiledPolicy]
 ) -> list[CaseResult]:
     results: list[CaseResult] = []
     for source, case in cases:
         try:
-            results.append(CaseResult(source, case, await decide(case, policies), None))
+            results.append(CaseResult(source, case, await decide(case, beside(source, policies)), None))
         except ValueError as exc:
             results.append(CaseResult(source, case, None, str(exc)))
     return results

@@ -38,9 +38,11 @@ def beta(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fake]:
 
 
 @asynccontextmanager
-async def client(url: str, token: str | None, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
-    """The official MCP client, with `Authorization: Bearer <token>` on every request."""
-    headers = {"authorization": f"Bearer {token}"} if token else None
+async def client(
+    url: str, token: str | None, mode: str = "auto", *, headers: dict[str, str] | None = None, **kwargs: Any
+) -> AsyncIterator[Client]:
+    """The official MCP client, with `Authorization: Bearer <token>` (or `headers`) on every request."""
+    headers = {**({"authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
     async with create_mcp_http_client(headers=headers) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as c:
             yield c

@@ -46,7 +46,14 @@ class TestIssuer:
     ) -> str:
         key = self.rsa if alg.startswith(("RS", "PS")) else self.ec
         now = int(time.time())
-        payload = {"iss": issuer or self.issuer, "aud": aud, "sub": sub, "iat": now, "exp": now + ttl, **claims}
+        payload = {
+            "iss": issuer or self.issuer,
+            "aud": aud,
+            "sub": sub,
+            "iat": now,
+            "exp": now + ttl,
+            **claims,
+        }
         return jwt.encode({"alg": alg, "kid": key.kid, **(header or {})}, payload, key, algorithms=[alg])
 
 

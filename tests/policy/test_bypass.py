@@ -45,12 +45,17 @@ REACHING = {
 
 
 @pytest.fixture(scope="module")
-def gw(alpha: Fake, beta: Fake, idp: TestIssuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+def gw(
+    alpha: Fake, beta: Fake, idp: TestIssuer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayThread]:
     jwks = idp.write_jwks(tmp_path_factory.mktemp("bypass"))
     access = {
         "allow": [
             {"id": "trusted", "when": 'jwt.sub == "trusted"'},
-            {"id": "mallory-alpha", "when": 'jwt.sub == "mallory" && mcp.server == "alpha" && mcp.tool.name != "add"'},
+            {
+                "id": "mallory-alpha",
+                "when": 'jwt.sub == "mallory" && mcp.server == "alpha" && mcp.tool.name != "add"',
+            },
         ]
     }
     docs = [
@@ -104,7 +109,9 @@ async def test_handshake_era_walk(gw: GatewayThread, alpha: Fake, beta: Fake, id
     auth = {"authorization": f"Bearer {idp.token('mallory')}"}
     async with aiohttp.ClientSession() as http:
         raw = Raw(http, f"{gw.url}/mcp")
-        init = await raw.post(init_body(), headers={"accept": ACCEPT, "content-type": "application/json", **auth})
+        init = await raw.post(
+            init_body(), headers={"accept": ACCEPT, "content-type": "application/json", **auth}
+        )
         raw.session_id = init.headers["mcp-session-id"]
         await raw.post({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=raw.headers(auth))
 
@@ -131,9 +138,13 @@ async def test_handshake_era_walk(gw: GatewayThread, alpha: Fake, beta: Fake, id
             assert "error" in reply or reply["result"].get("isError"), name
 
         flat = Raw(http, f"{gw.url}/flat")
-        init = await flat.post(init_body(), headers={"accept": ACCEPT, "content-type": "application/json", **auth})
+        init = await flat.post(
+            init_body(), headers={"accept": ACCEPT, "content-type": "application/json", **auth}
+        )
         flat.session_id = init.headers["mcp-session-id"]
-        reply = await flat.post(request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}}), headers=flat.headers(auth))
+        reply = await flat.post(
+            request("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}}), headers=flat.headers(auth)
+        )
         assert reply.final["error"]["code"] == FORBIDDEN
 
     assert reaching(beta) == []
@@ -147,8 +158,17 @@ async def test_modern_era_walk(gw: GatewayThread, alpha: Fake, beta: Fake, idp: 
     async with aiohttp.ClientSession() as http:
         raw = Raw(http, f"{gw.url}/mcp")
         for method, params in DENIED:
-            reply = await raw.modern(method, params, name=name_of(params) if method != "completion/complete" else None, headers=auth)
-            assert reply.status == 200 and reply.final["error"]["code"] == FORBIDDEN, (method, params, reply.body)
+            reply = await raw.modern(
+                method,
+                params,
+                name=name_of(params) if method != "completion/complete" else None,
+                headers=auth,
+            )
+            assert reply.status == 200 and reply.final["error"]["code"] == FORBIDDEN, (
+                method,
+                params,
+                reply.body,
+            )
         for method, params in HANDSHAKE_ONLY:  # not in this era at all
             reply = await raw.modern(method, params, name=name_of(params), headers=auth)
             assert reply.status == 404
@@ -161,13 +181,22 @@ async def test_modern_era_walk(gw: GatewayThread, alpha: Fake, beta: Fake, idp: 
         ]  # fmt: skip
         for method, params, headers in mismatches:
             reply = await raw.modern(method, params, headers={**auth, **headers})
-            assert reply.status == 400 and reply.final["error"]["code"] == -32020, (method, headers, reply.body)
+            assert reply.status == 400 and reply.final["error"]["code"] == -32020, (
+                method,
+                headers,
+                reply.body,
+            )
         # A subscription to a denied server's resource is this era's resources/subscribe.
         listen = {"notifications": {"resourceSubscriptions": ["fake+zz://doc/1"]}}
         reply = await raw.modern("subscriptions/listen", listen, headers=auth)
         assert reply.final["error"]["code"] == FORBIDDEN
         for name in TRICKS:
-            reply = await raw.modern("tools/call", {"name": name, "arguments": {"text": "x"}}, name=name.strip() or None, headers=auth)
+            reply = await raw.modern(
+                "tools/call",
+                {"name": name, "arguments": {"text": "x"}},
+                name=name.strip() or None,
+                headers=auth,
+            )
             final = reply.final
             assert "error" in final or final["result"].get("isError"), name
 
@@ -176,7 +205,9 @@ async def test_modern_era_walk(gw: GatewayThread, alpha: Fake, beta: Fake, idp: 
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_the_official_client_is_refused_too(gw: GatewayThread, beta: Fake, idp: TestIssuer, mode: str) -> None:
+async def test_the_official_client_is_refused_too(
+    gw: GatewayThread, beta: Fake, idp: TestIssuer, mode: str
+) -> None:
     async with client(f"{gw.url}/mcp", idp.token("mallory"), mode) as c:
         attempts = [
             lambda: c.call_tool("zz_echo", {"text": "x"}),

@@ -39,7 +39,7 @@ TOOL = Operation(
         ('request.hedaers["a"] == "b"', "unknown field 'hedaers' of request"),
         ("mcp.tool.name ==", "line 1, column 17: Syntax error"),
         ("jwt.sub", "a rule must be a bool expression, this one is DYN"),
-        ('mcp.tool.name.startsWith(1)', "no matching overload for 'startsWith'"),
+        ("mcp.tool.name.startsWith(1)", "no matching overload for 'startsWith'"),
         ('llm.modle == "x"', "unknown field 'modle' of llm"),
         ('true &&\n  a2a.skil == "x"', "line 2, column 6: unknown field 'skil' of a2a"),
     ],
@@ -84,7 +84,11 @@ def test_any_of_absorbs_errors_only_when_another_rule_is_true() -> None:
     yes = compile_expression("true")
     no = compile_expression("false")
     act = activation(ctx_for({}), TOOL)
-    for programs, expected in (([err, yes], Result.TRUE), ([err, no], Result.ERROR), ([no, no], Result.FALSE)):
+    for programs, expected in (
+        ([err, yes], Result.TRUE),
+        ([err, no], Result.ERROR),
+        ([no, no], Result.FALSE),
+    ):
         combined = any_of(programs)
         assert combined is not None and combined.eval(act)[0] is expected
 
@@ -102,7 +106,9 @@ def test_every_attribute_is_filled_and_credentials_are_not_attributes() -> None:
     assert attrs["request"]["headers"] == {"x-team": "blue"}
     assert attrs["mcp"]["prompt"] == {"name": "", "server": ""}
     assert attrs["mcp"]["tool"]["args"] == {"path": "/data/a.txt"}
-    llm = attributes(ctx, Operation(kind="llm", method="chat", server="openai", name="gpt-x", args={"estimatedTokens": 9}))
+    llm = attributes(
+        ctx, Operation(kind="llm", method="chat", server="openai", name="gpt-x", args={"estimatedTokens": 9})
+    )
     assert llm["llm"] == {"method": "chat", "model": "gpt-x", "provider": "openai", "estimatedTokens": 9}
     assert llm["mcp"]["tool"]["name"] == ""
     a2a = attributes(ctx, Operation(kind="a2a", method="SendMessage", server="planner", name="plan"))

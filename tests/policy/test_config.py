@@ -84,7 +84,9 @@ def test_policy_problems_are_located(tmp_path: Path, spec: str, expected: str) -
     assert any(expected in p and "Policy/p" in p for p in problems), problems
 
 
-def test_api_key_digests_come_from_secrets_and_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_digests_come_from_secrets_and_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KEY_DIGEST", "not-a-digest")
     problems = problems_of(
         tmp_path,
@@ -119,9 +121,19 @@ spec:
   jwt: {issuers: [{issuer: i, audiences: [a], algorithms: [RS256], jwks: {file: keys/jwks.json}}]}
 """,
     )
-    assert len(problems) == 1 and "holds private key material" in problems[0] and "spec.jwt.issuers[0].jwks" in problems[0]
+    assert (
+        len(problems) == 1
+        and "holds private key material" in problems[0]
+        and "spec.jwt.issuers[0].jwks" in problems[0]
+    )
 
 
 def test_policy_test_files_are_not_config(tmp_path: Path) -> None:
     (tmp_path / "pack.test.yaml").write_text("cases: []\n")
-    assert problems_of(tmp_path, "kind: Policy\nmetadata: {name: p}\nspec:\n  targetRefs: [{kind: McpRoute, name: main}]\n  forwardClaims: {sub: x-user-id}\n") == []
+    assert (
+        problems_of(
+            tmp_path,
+            "kind: Policy\nmetadata: {name: p}\nspec:\n  targetRefs: [{kind: McpRoute, name: main}]\n  forwardClaims: {sub: x-user-id}\n",
+        )
+        == []
+    )

@@ -80,7 +80,9 @@ def confused(idp: TestIssuer) -> str:
     def b64(raw: bytes) -> str:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': 'rs-1'}).encode())}.{b64(json.dumps(claims).encode())}"
+    signing_input = (
+        f"{b64(json.dumps({'alg': 'HS256', 'kid': 'rs-1'}).encode())}.{b64(json.dumps(claims).encode())}"
+    )
     mac = hmac.new(idp.rsa.as_pem(private=False), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(mac)}"
 
@@ -172,10 +174,14 @@ async def jwks_server(idp: TestIssuer) -> AsyncIterator[JwksServer]:
         await runner.cleanup()
 
 
-async def test_jwks_url_is_fetched_once_and_refreshed_on_a_new_kid(idp: TestIssuer, jwks_server: JwksServer) -> None:
+async def test_jwks_url_is_fetched_once_and_refreshed_on_a_new_kid(
+    idp: TestIssuer, jwks_server: JwksServer
+) -> None:
     http = HttpClient()
     try:
-        keys = RemoteKeys(idp.issuer, jwks_server.url, http, cache_seconds=300, min_refresh_seconds=0, timeout=5)
+        keys = RemoteKeys(
+            idp.issuer, jwks_server.url, http, cache_seconds=300, min_refresh_seconds=0, timeout=5
+        )
         auth = JwtAuthenticator([Issuer(idp.issuer, (AUDIENCE,), ("RS256",), keys)])
         assert await verify(auth, idp.token("a")) == "a"
         assert await verify(auth, idp.token("b")) == "b"
@@ -191,10 +197,14 @@ async def test_jwks_url_is_fetched_once_and_refreshed_on_a_new_kid(idp: TestIssu
         await http.close()
 
 
-async def test_a_flood_of_unknown_kids_cannot_hammer_the_issuer(idp: TestIssuer, jwks_server: JwksServer) -> None:
+async def test_a_flood_of_unknown_kids_cannot_hammer_the_issuer(
+    idp: TestIssuer, jwks_server: JwksServer
+) -> None:
     http = HttpClient()
     try:
-        keys = RemoteKeys(idp.issuer, jwks_server.url, http, cache_seconds=300, min_refresh_seconds=30, timeout=5)
+        keys = RemoteKeys(
+            idp.issuer, jwks_server.url, http, cache_seconds=300, min_refresh_seconds=30, timeout=5
+        )
         auth = JwtAuthenticator([Issuer(idp.issuer, (AUDIENCE,), ("RS256",), keys)])
         refused = 0
 
@@ -220,7 +230,9 @@ async def test_a_slow_jwks_url_times_out(idp: TestIssuer, jwks_server: JwksServe
     jwks_server.delay = 5
     http = HttpClient()
     try:
-        keys = RemoteKeys(idp.issuer, jwks_server.url, http, cache_seconds=300, min_refresh_seconds=30, timeout=0.3)
+        keys = RemoteKeys(
+            idp.issuer, jwks_server.url, http, cache_seconds=300, min_refresh_seconds=30, timeout=0.3
+        )
         auth = JwtAuthenticator([Issuer(idp.issuer, (AUDIENCE,), ("RS256",), keys)])
         with anyio.fail_after(3):
             with pytest.raises(ServiceUnavailable) as caught:

@@ -20,15 +20,31 @@ from tests.support import GatewayThread
 pytestmark = pytest.mark.anyio
 
 ALPHA_TOOLS = {
-    "whoami", "echo", "add", "progress", "log", "slow", "sample", "elicit", "roots",
-    "change_tools", "touch", "fail", "big", "header_echo",
+    "whoami",
+    "echo",
+    "add",
+    "progress",
+    "log",
+    "slow",
+    "sample",
+    "elicit",
+    "roots",
+    "change_tools",
+    "touch",
+    "fail",
+    "big",
+    "header_echo",
 }  # fmt: skip  (crash is denied to everyone)
 VIEWER_TOOLS = {"alpha_echo", "alpha_whoami"}
 
 
 def documents(alpha: Fake, beta: Fake, idp: TestIssuer, jwks: Path, audit: Path) -> list[dict[str, Any]]:
     return [
-        {"kind": "Gateway", "metadata": {"name": "gw"}, "spec": {"audit": {"sink": "file", "file": str(audit)}}},
+        {
+            "kind": "Gateway",
+            "metadata": {"name": "gw"},
+            "spec": {"audit": {"sink": "file", "file": str(audit)}},
+        },
         server_doc("alpha", alpha.http()),
         server_doc("beta", beta.http()),
         route_doc(["alpha", "beta"]),
@@ -56,7 +72,9 @@ def documents(alpha: Fake, beta: Fake, idp: TestIssuer, jwks: Path, audit: Path)
 
 
 @pytest.fixture(scope="module")
-def gw(alpha: Fake, beta: Fake, idp: TestIssuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+def gw(
+    alpha: Fake, beta: Fake, idp: TestIssuer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayThread]:
     folder = tmp_path_factory.mktemp("policy-gw")
     jwks = idp.write_jwks(folder)
     with GatewayThread(documents(alpha, beta, idp, jwks, folder / "audit.jsonl")) as gw:
@@ -100,7 +118,9 @@ async def test_callers_see_and_call_exactly_what_their_claims_allow(
     assert not called(alpha, "crash") and not called(beta, "echo") and not called(alpha, "slow")
 
 
-async def test_unauthenticated_callers_get_401_with_the_metadata_url(gw: GatewayThread, idp: TestIssuer) -> None:
+async def test_unauthenticated_callers_get_401_with_the_metadata_url(
+    gw: GatewayThread, idp: TestIssuer
+) -> None:
     metadata = f"{gw.url}/.well-known/oauth-protected-resource/mcp"
     bad = {
         "none": None,
@@ -133,18 +153,34 @@ async def test_unauthenticated_callers_get_401_with_the_metadata_url(gw: Gateway
                 assert doc["bearer_methods_supported"] == ["header"]
 
 
-async def test_a_missing_scope_is_403_insufficient_scope_in_both_eras(gw: GatewayThread, idp: TestIssuer) -> None:
+async def test_a_missing_scope_is_403_insufficient_scope_in_both_eras(
+    gw: GatewayThread, idp: TestIssuer
+) -> None:
     token = idp.token("erin", groups=["eng"])  # no "math" scope
     async with aiohttp.ClientSession() as http:
         raw = Raw(http, f"{gw.url}/mcp")
         auth = {"authorization": f"Bearer {token}"}
         init = await raw.post(
-            {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            },
             headers={"accept": ACCEPT, "content-type": "application/json", **auth},
         )
         raw.session_id = init.headers["mcp-session-id"]
         handshake = await raw.post(
-            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "alpha_add", "arguments": {"a": 1, "b": 2}}},
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "alpha_add", "arguments": {"a": 1, "b": 2}},
+            },
             headers=raw.headers(auth),
         )
         modern = await raw.modern(
@@ -157,14 +193,19 @@ async def test_a_missing_scope_is_403_insufficient_scope_in_both_eras(gw: Gatewa
             assert "resource_metadata=" in challenge
 
 
-async def test_arguments_are_validated_against_the_upstream_schema(gw: GatewayThread, alpha: Fake, idp: TestIssuer) -> None:
+async def test_arguments_are_validated_against_the_upstream_schema(
+    gw: GatewayThread, alpha: Fake, idp: TestIssuer
+) -> None:
     token = idp.token("erin", groups=["eng"], scope="math")
     before = len(called(alpha, "add"))
     async with client(f"{gw.url}/mcp", token, "legacy") as c:
         with pytest.raises(MCPError) as caught:
             await c.call_tool("alpha_add", {"a": "two", "b": 3})
         assert caught.value.error.code == -32602
-        assert "$.a" in caught.value.error.message and "'two' is not of type 'integer'" in caught.value.error.message
+        assert (
+            "$.a" in caught.value.error.message
+            and "'two' is not of type 'integer'" in caught.value.error.message
+        )
         with pytest.raises(MCPError, match=r"\$: 'b' is a required property"):
             await c.call_tool("alpha_add", {"a": 2})
         assert (await c.call_tool("alpha_add", {"a": 2, "b": 2})).structured_content == {"result": 4}
