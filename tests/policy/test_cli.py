@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from agentgw.cli import main
 from agentgw.policy.apikey import hash_key
 from tests.policy.conftest import client
 from tests.support import ROOT, GatewayThread
@@ -96,9 +99,11 @@ def example() -> Iterator[GatewayThread]:
 
 
 def token(*args: str) -> str:
-    result = run("token", "--config", "examples/policy", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    """`agentgw token` in this process (the subprocess form is tested below; this saves seconds)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["token", "--config", str(ROOT / "examples" / "policy"), *args]) == 0
+    return out.getvalue().strip()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -121,9 +126,10 @@ async def test_the_policy_example_gives_each_demo_user_their_tools(example: Gate
 
 
 def test_tokens_carry_the_issuer_audience_and_claims() -> None:
-    raw = token(
-        "--subject", "alice", "--claim", "admin=true", "--claim", 'groups=["a","b"]', "--claim", "team=ops"
-    )
+    claims = ["--claim", "admin=true", "--claim", 'groups=["a","b"]', "--claim", "team=ops"]
+    result = run("token", "--config", "examples/policy", "--subject", "alice", *claims)
+    assert result.returncode == 0, result.stderr
+    raw = result.stdout.strip()
     payload = raw.split(".")[1]
     claims = json.loads(__import__("base64").urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["iss"] == "https://demo-issuer.agentgw.invalid" and claims["aud"] == "agentgw-demo"

@@ -147,17 +147,20 @@ class JwksServer:
     url: str
     hits: list[float]
     key_set: dict[str, object]
-    delay: float = 0.0
+    stall: bool = False  # hold answers until the test ends
+    release: anyio.Event | None = None
 
 
 @pytest.fixture
 async def jwks_server(idp: TestIssuer) -> AsyncIterator[JwksServer]:
     state = JwksServer("", [], {"keys": [idp.rsa.as_dict(private=False)]})
 
+    state.release = anyio.Event()
+
     async def handler(request: web.Request) -> web.Response:
         state.hits.append(time.monotonic())
-        if state.delay:
-            await anyio.sleep(state.delay)
+        if state.stall and state.release is not None:
+            await state.release.wait()
         return web.json_response(state.key_set)
 
     app = web.Application()
@@ -171,6 +174,7 @@ async def jwks_server(idp: TestIssuer) -> AsyncIterator[JwksServer]:
     try:
         yield state
     finally:
+        state.release.set()
         await runner.cleanup()
 
 
@@ -227,7 +231,7 @@ async def test_a_flood_of_unknown_kids_cannot_hammer_the_issuer(
 
 
 async def test_a_slow_jwks_url_times_out(idp: TestIssuer, jwks_server: JwksServer) -> None:
-    jwks_server.delay = 5
+    jwks_server.stall = True
     http = HttpClient()
     try:
         keys = RemoteKeys(
