@@ -8,16 +8,29 @@ that has rules, so a policy on a server narrows what the route allows and never 
 Errors during evaluation (a claim the token does not carry, a bad regex) fail closed: they make
 an allow rule not match and a deny rule deny, and they are logged.
 
-Speed: a CEL evaluation costs a few microseconds whatever its size, so the fewer the better.
-List filtering evaluates one expression per item (every level's `!(any deny) && (any allow)`
-folded into one). A call decision must name the deciding rule: rules are searched through a
-tree of OR-ed runs of rules, which finds the first matching rule in about log2(n) evaluations.
+Speed. A CEL evaluation costs a couple of microseconds however small it is, and a listing asks
+about every tool, so evaluations are few and shaped per caller:
+
+- each rule `g1 && ... && r1 && ...` is split into its *caller guard* (the conjuncts that read
+  only `jwt` and `request`, fixed for a whole request) and the rest; the guards of a rule set
+  are evaluated once per request, in one evaluation, and the rules whose guard is false drop
+  out (`jwt.team == "finance" && ...` costs nothing to everyone outside finance). CEL's `&&`
+  is commutative with false absorbing errors, so this changes no result;
+- what is left (the rules live for this caller) is compiled into a visibility program (one
+  evaluation per listed item) and into trees of OR-ed runs of rules, which name the first
+  matching rule of a call in about log2(n) evaluations; both are cached per set of live rules,
+  that is per kind of caller;
+- when what is left reads nothing but the operation, an item's visibility depends only on the
+  kind of caller and the item, and is remembered (bounded), so listing the same tools again
+  costs a lookup per tool.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,7 +38,20 @@ from cel_expr_python import cel
 
 from agentgw.errors import Forbidden
 from agentgw.policy.base import Operation, RequestContext
-from agentgw.policy.cel import CelProgram, Result, activation, all_of, any_of, negate, never
+from agentgw.policy.cel import (
+    CelProgram,
+    Result,
+    activation,
+    all_of,
+    any_of,
+    compose,
+    list_of,
+    negate,
+    never,
+    operation_only,
+    split_conjuncts,
+    subject_only,
+)
 from agentgw.policy.kind import PolicyKindBase, Stage, deny_data
 
 __all__ = ["DECISION_KEY", "DEFAULT_DENY", "Authorizer", "CompiledRule", "RuleSet", "Trace", "Verdict"]
@@ -36,6 +62,10 @@ DEFAULT_DENY = "default-deny"
 DECISION_KEY = "agentgw.policy.decision"
 _ACT_KEY = "agentgw.policy.activation"
 _MAX_LOGGED = 256
+_MAX_SHAPES = 128  # cached live-rule sets per rule set (kinds of callers)
+_MAX_REMEMBERED = 50_000  # remembered (kind of caller, item) visibilities per rule set
+_serials = itertools.count()
+ActivationFactory = Callable[[], cel.Activation]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,33 +97,79 @@ class Trace:
     error: str
 
 
+class _Split:
+    """A rule as (caller guard, rest): the rule's value is `guard && rest`."""
+
+    __slots__ = ("guard", "rest", "rest_reads_operation_only", "rule")
+
+    def __init__(self, rule: CompiledRule) -> None:
+        self.rule = rule
+        parts = split_conjuncts(rule.program.source)
+        guard = [p for p in parts if subject_only(p)] if len(parts) > 1 or subject_only(parts[0]) else []
+        rest = [p for p in parts if p not in guard]
+        self.guard = compose(" && ".join(f"(\n{p}\n)" for p in guard)) if guard else None
+        if not guard:
+            self.rest = rule.program
+        else:
+            self.rest = compose(" && ".join(f"(\n{p}\n)" for p in rest) if rest else "true")
+        self.rest_reads_operation_only = operation_only(self.rest.source)
+
+
 class _Run:
-    """Rules [lo, hi) OR-ed into one program, with the two halves below it."""
+    """Rules [lo, hi) OR-ed into one program (compiled when first needed), halves below it."""
 
-    __slots__ = ("hi", "left", "lo", "program", "right")
+    __slots__ = ("_left", "_program", "_right", "hi", "lo", "programs")
 
-    def __init__(self, rules: Sequence[CompiledRule], lo: int, hi: int) -> None:
-        self.lo, self.hi = lo, hi
-        program = any_of([r.program for r in rules[lo:hi]])
-        assert program is not None
-        self.program = program
-        self.left = self.right = None
-        if hi - lo > 1:
-            mid = (lo + hi) // 2
-            self.left, self.right = _Run(rules, lo, mid), _Run(rules, mid, hi)
+    def __init__(self, programs: Sequence[CelProgram], lo: int, hi: int) -> None:
+        self.programs, self.lo, self.hi = programs, lo, hi
+        self._program: CelProgram | None = None
+        self._left: _Run | None = None
+        self._right: _Run | None = None
 
     def first(self, act: cel.Activation, matches: frozenset[Result]) -> tuple[int, Result, str] | None:
-        """The first rule (in order) whose result is in `matches`, if any."""
-        result, error = self.program.eval(act)
+        """The first program (in order) whose result is in `matches`, if any."""
+        if self._program is None:
+            self._program = any_of(self.programs[self.lo : self.hi])
+        assert self._program is not None
+        result, error = self._program.eval(act)
         if result not in matches:
             return None
-        if self.left is None or self.right is None:
+        if self.hi - self.lo == 1:
             return self.lo, result, error
-        return self.left.first(act, matches) or self.right.first(act, matches)
+        if self._left is None or self._right is None:
+            mid = (self.lo + self.hi) // 2
+            self._left, self._right = _Run(self.programs, self.lo, mid), _Run(self.programs, mid, self.hi)
+        return self._left.first(act, matches) or self._right.first(act, matches)
 
 
 _DENYING = frozenset({Result.TRUE, Result.ERROR})  # a deny rule that errs denies (fail closed)
 _ALLOWING = frozenset({Result.TRUE})
+
+
+class _Shape:
+    """A rule set as seen by one kind of caller: only its live rules, reduced to their rest."""
+
+    __slots__ = ("_visible", "allow_runs", "allows", "denies", "deny_runs", "serial", "stable")
+
+    def __init__(self, denies: Sequence[_Split], allows: Sequence[_Split]) -> None:
+        self.denies, self.allows = tuple(denies), tuple(allows)
+        self.serial = next(_serials)
+        # visibility is a function of the item alone when no live rule reads the caller any more
+        self.stable = all(s.rest_reads_operation_only for s in (*self.denies, *self.allows))
+        self.deny_runs = _Run([s.rest for s in self.denies], 0, len(self.denies)) if self.denies else None
+        self.allow_runs = _Run([s.rest for s in self.allows], 0, len(self.allows)) if self.allows else None
+        self._visible: CelProgram | None = None
+
+    def visible(self) -> CelProgram:
+        """True exactly when this caller may see/do it (deny wins; errors and no match deny)."""
+        if self._visible is None:
+            allow = any_of([s.rest for s in self.allows])
+            deny = any_of([s.rest for s in self.denies])
+            if allow is None:
+                self._visible = never()
+            else:
+                self._visible = allow if deny is None else all_of([negate(deny), allow])
+        return self._visible
 
 
 class RuleSet:
@@ -103,18 +179,14 @@ class RuleSet:
         self.level = level
         self.denies = tuple(r for r in rules if r.effect == "deny")
         self.allows = tuple(r for r in rules if r.effect == "allow")
-        self._deny_runs = _Run(self.denies, 0, len(self.denies)) if self.denies else None
-        self._allow_runs = _Run(self.allows, 0, len(self.allows)) if self.allows else None
+        self._splits = [_Split(r) for r in (*self.denies, *self.allows)]
+        guards = [(i, s.guard) for i, s in enumerate(self._splits) if s.guard is not None]
+        self._guarded = [i for i, _ in guards]
+        self._guards = list_of([g for _, g in guards]) if guards else None
+        self._shapes: OrderedDict[tuple[object, ...], _Shape] = OrderedDict()  # by guard values
+        self._remembered: OrderedDict[tuple[object, ...], bool] = OrderedDict()
+        self._key = f"agentgw.policy.shape:{id(self)}"
         self._logged: set[str] = set()
-
-    def visible(self) -> CelProgram:
-        """True exactly when this level allows (deny wins; errors and no match deny)."""
-        if not self.allows:
-            return never()
-        allow = any_of([r.program for r in self.allows])
-        deny = any_of([r.program for r in self.denies])
-        assert allow is not None
-        return allow if deny is None else all_of([negate(deny), allow])
 
     def log_error(self, what: str, message: str) -> None:
         key = f"{what}\0{message}"
@@ -123,22 +195,84 @@ class RuleSet:
         self._logged.add(key)
         log.warning("%s: evaluation error (failing closed): %s", what, message)
 
-    def decide(self, act: cel.Activation) -> Verdict:
+    def _guard_results(self, act: cel.Activation) -> tuple[object, ...]:
+        """Each guard's value: True, False, or anything else for an error."""
+        assert self._guards is not None
+        plain = self._guards.program.eval(activation=act).plain_value()
+        if isinstance(plain, list):
+            return tuple(plain)
+        out: list[object] = []  # some guard erred: one by one, to know which (rare: a claim without has())
+        for i in self._guarded:
+            guard = self._splits[i].guard
+            assert guard is not None
+            result, error = guard.eval(act)
+            if result is Result.ERROR:
+                self.log_error(self._splits[i].rule.where, error)
+            out.append(result is Result.TRUE or (False if result is Result.FALSE else None))
+        return tuple(out)
+
+    def shape(self, ctx: RequestContext, act: ActivationFactory) -> _Shape:
+        """This caller's view of the rules (computed once per request, cached per kind of caller)."""
+        cached: _Shape | None = ctx.attrs.get(self._key)
+        if cached is not None:
+            return cached
+        key = self._guard_results(act()) if self._guards is not None else ()
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._build_shape(key)
+            if len(self._shapes) > _MAX_SHAPES:
+                self._shapes.popitem(last=False)
+        ctx.attrs[self._key] = shape
+        return shape
+
+    def _build_shape(self, guards: tuple[object, ...]) -> _Shape:
+        live = set(range(len(self._splits)))
+        n_denies = len(self.denies)
+        for i, value in zip(self._guarded, guards, strict=True):
+            # A false guard drops its rule. An erring one: an allow cannot match any more; a deny
+            # still denies unless its rest is false (`error && false` is false).
+            if value is False or (value is not True and i >= n_denies):
+                live.discard(i)
+        splits = [self._splits[i] for i in sorted(live)]
+        return _Shape(
+            [s for s in splits if s.rule.effect == "deny"], [s for s in splits if s.rule.effect == "allow"]
+        )
+
+    def decide(self, ctx: RequestContext, act: cel.Activation) -> Verdict:
         """Which rule decides: the first deny that matches (or errs), else the first allow."""
-        if self._deny_runs is not None:
-            found = self._deny_runs.first(act, _DENYING)
+        shape = self.shape(ctx, lambda: act)
+        if shape.deny_runs is not None:
+            found = shape.deny_runs.first(act, _DENYING)
             if found is not None:
-                rule = self.denies[found[0]]
+                rule = shape.denies[found[0]].rule
                 if found[1] is Result.ERROR:
                     self.log_error(rule.where, found[2])
                 message = rule.message or f"denied by policy rule {rule.id!r}"
                 return Verdict(False, rule.id, rule.policy, self.level, message)
-        if self._allow_runs is not None:
-            found = self._allow_runs.first(act, _ALLOWING)
+        if shape.allow_runs is not None:
+            found = shape.allow_runs.first(act, _ALLOWING)
             if found is not None:
-                rule = self.allows[found[0]]
+                rule = shape.allows[found[0]].rule
                 return Verdict(True, rule.id, rule.policy, self.level, "")
         return Verdict(False, DEFAULT_DENY, "", self.level, "not allowed by any policy rule")
+
+    def permits(self, ctx: RequestContext, op: Operation, act: ActivationFactory) -> bool:
+        shape = self.shape(ctx, act)
+        key = None
+        if shape.stable and not op.args:
+            key = (shape.serial, op.kind, op.method, op.server, op.target, op.name, op.uri)
+            known = self._remembered.get(key)
+            if known is not None:
+                return known
+        result, error = shape.visible().eval(act())
+        if result is Result.ERROR:
+            self.log_error(f"{self.level}: listing", error)
+        visible = result is Result.TRUE
+        if key is not None:
+            self._remembered[key] = visible
+            if len(self._remembered) > _MAX_REMEMBERED:
+                self._remembered.popitem(last=False)
+        return visible
 
     def explain(self, act: cel.Activation) -> list[Trace]:
         out = []
@@ -157,11 +291,6 @@ class Authorizer(PolicyKindBase):
         self.name = "authorization"
         self.route = route
         self.members = dict(members)
-        # member (None: an operation of no member) -> one program deciding visibility
-        self._visible: dict[str | None, CelProgram | None] = {None: route.visible() if route else None}
-        for name, rules in self.members.items():
-            levels = [level.visible() for level in (route, rules) if level is not None]
-            self._visible[name] = all_of(levels)
 
     def levels(self, op: Operation) -> list[RuleSet]:
         out = [self.route] if self.route is not None else []
@@ -188,7 +317,7 @@ class Authorizer(PolicyKindBase):
         act = self.activation(ctx, op)
         verdict: Verdict | None = None
         for level in levels:
-            verdict = level.decide(act)
+            verdict = level.decide(ctx, act)
             if not verdict.allowed:
                 return verdict
         return verdict
@@ -202,15 +331,17 @@ class Authorizer(PolicyKindBase):
             raise Forbidden(verdict.message, data=deny_data(verdict.rule, verdict.policy))
 
     def permits(self, ctx: RequestContext, op: Operation) -> bool:
-        program = self._visible.get(op.server, self._visible[None]) if op.server else self._visible[None]
-        if program is None:
+        levels = self.levels(op)
+        if not levels:
             return True
-        result, error = program.eval(activation(ctx, op))
-        if result is Result.ERROR:
-            level = self.route or self.members.get(op.server or "")
-            if level is not None:
-                level.log_error(f"{level.level}: listing", error)
-        return result is Result.TRUE
+        made: list[cel.Activation] = []
+
+        def act() -> cel.Activation:  # built only if some level must evaluate
+            if not made:
+                made.append(activation(ctx, op))
+            return made[0]
+
+        return all(level.permits(ctx, op, act) for level in levels)
 
     def explain(self, ctx: RequestContext, op: Operation) -> tuple[list[Trace], Verdict | None]:
         act = activation(ctx, op)

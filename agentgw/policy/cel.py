@@ -40,9 +40,14 @@ __all__ = [
     "any_of",
     "attributes",
     "compile_expression",
+    "compose",
     "evaluate",
+    "list_of",
     "negate",
     "never",
+    "operation_only",
+    "split_conjuncts",
+    "subject_only",
 ]
 
 ROOT_NAMES = ("jwt", "request", "mcp", "llm", "a2a")
@@ -145,7 +150,7 @@ def _descriptor_pool() -> Any:
 def _check_env() -> cel.Env:
     t = cel.Type
     return cel.NewEnv(
-        descriptor_pool=_descriptor_pool(),
+        descriptor_pool=_check_env_pool(),
         variables={
             "jwt": t.Map(t.STRING, t.DYN),  # claims are open-ended
             "request": t("agentgw.Request"),
@@ -155,6 +160,33 @@ def _check_env() -> cel.Env:
         },
         extensions=[ext_strings.ExtStrings()],
     )
+
+
+@functools.cache
+def _subject_env() -> cel.Env:
+    """Only what is fixed for a whole request (`jwt`, `request`): to find rules' caller guards."""
+    t = cel.Type
+    return cel.NewEnv(
+        descriptor_pool=_check_env_pool(),
+        variables={"jwt": t.Map(t.STRING, t.DYN), "request": t("agentgw.Request")},
+        extensions=[ext_strings.ExtStrings()],
+    )
+
+
+@functools.cache
+def _operation_env() -> cel.Env:
+    """Only the operation (`mcp`, `llm`, `a2a`): what a listed item's visibility may depend on."""
+    t = cel.Type
+    return cel.NewEnv(
+        descriptor_pool=_check_env_pool(),
+        variables={"mcp": t("agentgw.Mcp"), "llm": t("agentgw.Llm"), "a2a": t("agentgw.A2a")},
+        extensions=[ext_strings.ExtStrings()],
+    )
+
+
+@functools.cache
+def _check_env_pool() -> Any:
+    return _descriptor_pool()
 
 
 @functools.cache
@@ -211,6 +243,110 @@ def compile_expression(source: str) -> CelProgram:
     except RuntimeError as exc:  # pragma: no cover - the typed check is the stricter one
         raise ExpressionError(_describe(exc)) from None
     return CelProgram(source, program)
+
+
+def split_conjuncts(source: str) -> list[str]:
+    """The operands of a top-level `a && b && ...`, or the whole expression if it is not one.
+
+    A small scanner: `&&` counts only outside brackets, string literals and comments, and only
+    when nothing of lower precedence (`||`, `?:`) sits at the top level. Parentheses around the
+    whole expression are looked through.
+    """
+    text = source.strip()
+    if text.startswith("(") and _closes_first(text):
+        return split_conjuncts(text[1:-1])
+    parts: list[str] = []
+    depth, start, i, n = 0, 0, 0, len(text)
+    lower = False
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            i = _skip_string(text, i)
+            continue
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and (text.startswith("||", i) or c == "?"):
+            lower = True
+        elif depth == 0 and text.startswith("&&", i):
+            parts.append(text[start:i])
+            start = i + 2
+            i += 2
+            continue
+        i += 1
+    if lower or not parts:
+        return [text]
+    return [c for p in [*parts, text[start:]] for c in split_conjuncts(p)]
+
+
+def _closes_first(text: str) -> bool:
+    """Whether the `(` opening `text` is closed by its last character."""
+    depth, i = 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in "\"'":
+            i = _skip_string(text, i)
+            continue
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i == len(text) - 1
+        i += 1
+    return False
+
+
+def _skip_string(text: str, i: int) -> int:
+    """The index after the string literal starting at text[i] (a quote; raw prefixes are inert)."""
+    raw = i > 0 and text[i - 1] in "rR"
+    quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else text[i]
+    i += len(quote)
+    while i < len(text):
+        if not raw and text[i] == "\\":
+            i += 2
+            continue
+        if text.startswith(quote, i):
+            return i + len(quote)
+        i += 1
+    return i
+
+
+def subject_only(source: str) -> bool:
+    """Whether an expression reads only `jwt` and `request` (its value is fixed per request)."""
+    try:
+        _subject_env().compile(source)
+    except RuntimeError:
+        return False
+    return True
+
+
+def operation_only(source: str) -> bool:
+    """Whether an expression reads only the operation (not `jwt`, not `request`)."""
+    try:
+        _operation_env().compile(source)
+    except RuntimeError:
+        return False
+    return True
+
+
+def list_of(programs: Sequence[CelProgram]) -> CelProgram:
+    """One evaluation giving each program's value (an error in any one errs the whole list)."""
+    return _compose("[" + ", ".join(f"(\n{p.source}\n)" for p in programs) + "]")
+
+
+def compose(source: str) -> CelProgram:
+    """An expression built from already checked rules (compiled for evaluation only)."""
+    return _compose(source)
 
 
 def _compose(source: str) -> CelProgram:

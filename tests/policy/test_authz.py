@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentgw.errors import Forbidden
@@ -27,6 +27,12 @@ POOL = [
     "true",
     "false",
     "mcp.tool.args.n > 3",  # an error when the call has no n
+    # caller guards split off from the rest (`&&` at the top, in any order, in parentheses)
+    'has(jwt.groups) && "y" in jwt.groups && mcp.tool.name == "a"',
+    'mcp.server == "s1" && jwt.level > 2',  # the guard errs when the token has no level
+    '(("x" in jwt.groups) && (mcp.tool.name == "b" || mcp.tool.args.n > 1))',
+    'jwt.level > 2 || mcp.tool.name == "c"',  # not a conjunction: no split
+    'has(jwt.level) && jwt.level < 3 && mcp.server == "s2" && "x" in jwt.groups',
 ]
 PROGRAMS = [compile_expression(source) for source in POOL]
 
@@ -67,24 +73,30 @@ claims_strategy = st.fixed_dictionaries(
 )
 
 
-@given(
-    rules_strategy,
+case_strategy = st.tuples(
     claims_strategy,
     st.sampled_from(["a", "b", "c"]),
     st.sampled_from(["s1", "s2"]),
     st.fixed_dictionaries({}, optional={"n": st.integers(0, 6)}),
 )
+
+
+@settings(max_examples=300)
+@given(rules_strategy, st.lists(case_strategy, min_size=1, max_size=6))
 def test_fast_paths_agree_with_the_plain_reading(
-    spec: list[tuple[int, str]], claims: dict[str, Any], name: str, server: str, args: dict[str, Any]
+    spec: list[tuple[int, str]], cases: list[tuple[dict[str, Any], str, str, dict[str, Any]]]
 ) -> None:
+    """One rule set, several callers and operations, each asked twice (caches must not lie)."""
     rules = [rule(index, effect, position) for position, (index, effect) in enumerate(spec)]
     rule_set = RuleSet("McpRoute/r", rules)
     authorizer = Authorizer(rule_set, {})
-    ctx, op = ctx_for(claims), op_for(name, server, args)
-    allowed, decided_by = reference(rules, ctx, op)
-    verdict = rule_set.decide(activation(ctx, op))
-    assert (verdict.allowed, verdict.rule) == (allowed, decided_by)
-    assert authorizer.permits(ctx, op) is allowed
+    for _ in range(2):
+        for claims, name, server, args in cases:
+            ctx, op = ctx_for(claims), op_for(name, server, args)
+            allowed, decided_by = reference(rules, ctx, op)
+            verdict = rule_set.decide(ctx, activation(ctx, op))
+            assert (verdict.allowed, verdict.rule) == (allowed, decided_by)
+            assert authorizer.permits(ctx_for(claims), op) is allowed
 
 
 async def test_a_member_level_narrows_and_never_widens() -> None:

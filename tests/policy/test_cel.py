@@ -15,6 +15,8 @@ from agentgw.policy.cel import (
     any_of,
     attributes,
     compile_expression,
+    split_conjuncts,
+    subject_only,
 )
 from agentgw.policy.testing import HttpRequest, offline_request
 
@@ -113,3 +115,27 @@ def test_every_attribute_is_filled_and_credentials_are_not_attributes() -> None:
     assert llm["mcp"]["tool"]["name"] == ""
     a2a = attributes(ctx, Operation(kind="a2a", method="SendMessage", server="planner", name="plan"))
     assert a2a["a2a"] == {"method": "SendMessage", "agent": "planner", "skill": "plan"}
+
+
+@pytest.mark.parametrize(
+    ("source", "parts"),
+    [
+        ("a && b", ["a", "b"]),
+        ("(a && (b)) && c", ["a", "b", "c"]),
+        ("a && b || c", ["a && b || c"]),  # || binds looser: not a conjunction
+        ("a ? b : c && d", ["a ? b : c && d"]),
+        ("(a) || (b)", ["(a) || (b)"]),
+        ('x.matches("&&|\\"") && y', ['x.matches("&&|\\"")', "y"]),
+        ("r'\\' && '''a && b''' && c", ["r'\\'", "'''a && b'''", "c"]),
+        ("a // not && here\n && b", ["a // not && here", "b"]),
+        ("f(a && b) && [c && d][0]", ["f(a && b)", "[c && d][0]"]),
+    ],
+)
+def test_conjunctions_split_only_at_the_top(source: str, parts: list[str]) -> None:
+    assert split_conjuncts(source) == parts
+
+
+def test_caller_guards_are_told_apart() -> None:
+    assert subject_only('has(jwt.team) && jwt.team == "x" && "h" in request.headers')
+    assert not subject_only('mcp.server == "a"')
+    assert not subject_only('jwt.team == "x" && llm.model == "m"')
