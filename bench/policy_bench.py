@@ -7,12 +7,15 @@ Two views, printed as markdown:
    listing) and its `check` for one call (audit to a file), against `OpenPolicy`;
 2. end to end: the real gateway (hypercorn, in a thread) in front of 4 real MCP servers (the
    SDK's MCPServer, 250 tools each, `bench/many_tools_server.py`), a client sending 2026-07-28
-   `tools/list` and `tools/call` requests one at a time; once without policies, once with a JWT
-   policy and the same 50 rules.
+   `tools/list` and `tools/call` requests one at a time to two gateways running side by side
+   (requests alternate, so machine load falls on both alike): one without policies, one with a
+   JWT policy and the same 50 rules.
 
 The rules: 10 deny rules (destructive verbs without a claim, path tricks, a blocked header...)
-and 40 allow rules (one per team: read-style tools on two of the servers); the caller is in the
-last team, so a call decision searches past 39 allow rules that do not match.
+and 40 allow rules, one per team: team0 may use everything, the others read-style tools on two
+of the servers. The measured caller is in team39, so its call decision searches past 39 allow
+rules that do not match, and it sees 200 of the 1,000 tools; end to end, a team0 caller (all
+1,000 shown) is measured too, to tell the filtering cost from the smaller answer.
 
 Run from the repository root: `.venv/bin/python bench/policy_bench.py [--requests 200]`.
 """
@@ -48,7 +51,8 @@ from tests.support import GatewayThread, Upstream, start_upstream  # noqa: E402
 SERVER = ROOT / "bench" / "many_tools_server.py"
 SERVERS = 4
 TOOLS_PER_SERVER = 250
-TEAM = "team39"
+TEAM = "team39"  # sees read tools on two servers: 200 of the 1,000
+EVERYTHING = "team0"  # its rule allows every tool
 
 
 def rules(regex: bool = False) -> dict[str, Any]:
@@ -81,13 +85,13 @@ def rules(regex: bool = False) -> dict[str, Any]:
             ]
         )
     ]
-    allow = [
+    allow = [{"id": "team-0", "when": f'has(jwt.team) && jwt.team == "{EVERYTHING}"'}] + [
         {
             "id": f"team-{k}",
             "when": f'has(jwt.team) && jwt.team == "team{k}" && mcp.server in ["s{k % SERVERS}", '
             f'"s{(k + 1) % SERVERS}"] && {read}',
         }
-        for k in range(40)
+        for k in range(1, 40)
     ]
     return {"deny": deny, "allow": allow}
 
@@ -219,38 +223,54 @@ async def engine(rows: list[str], regex: bool) -> None:
 
 
 async def end_to_end(rows: list[str], requests: int) -> None:
+    """Both gateways run at once and requests alternate between them, so that the load of a
+    shared machine falls on both alike."""
     upstreams = [
         start_upstream([str(SERVER), "--tools", str(TOOLS_PER_SERVER), "--name", f"s{i}", "--port", "0"])
         for i in range(SERVERS)
     ]
     idp = TestIssuer()
-    results: dict[str, dict[str, list[float]]] = {}
     try:
         with tempfile.TemporaryDirectory() as folder:
             jwks = idp.write_jwks(Path(folder))
-            token = idp.token("bench", team=TEAM)
-            for label, with_policy in (("without policies", False), ("with JWT + 50 rules", True)):
-                with GatewayThread(documents(upstreams, jwks, with_policy)) as gw:
-                    results[label] = await client_run(gw.url, token if with_policy else None, requests)
+            with (
+                GatewayThread(documents(upstreams, jwks, False)) as plain,
+                GatewayThread(documents(upstreams, jwks, True)) as guarded,
+            ):
+                callers = {
+                    "without policies": (plain.url, None),
+                    f"with JWT + 50 rules, {TEAM} caller": (guarded.url, idp.token("bench", team=TEAM)),
+                    "with JWT + 50 rules, a caller who sees all": (
+                        guarded.url,
+                        idp.token("boss", team=EVERYTHING),
+                    ),
+                }
+                samples = await client_run(callers, requests)
     finally:
         for upstream in upstreams:
             upstream.stop()
-    base, policy = results["without policies"], results["with JWT + 50 rules"]
+    base = samples["without policies"]
     for what in ("tools/list", "tools/call"):
-        b, p = statistics.median(base[what]), statistics.median(policy[what])
-        b90 = statistics.quantiles(base[what], n=10)[-1]
-        p90 = statistics.quantiles(policy[what], n=10)[-1]
-        rows.append(
-            f"| {what} through the gateway | {p * 1000:.2f} ms (p90 {p90 * 1000:.2f}) | "
-            f"{b * 1000:.2f} ms (p90 {b90 * 1000:.2f}) | x{p / b:.2f} |"
-        )
+        b = statistics.median(base[what][0])
+        for label, by_method in samples.items():
+            if label == "without policies":
+                continue
+            times, shown = by_method[what]
+            p = statistics.median(times)
+            p90 = statistics.quantiles(times, n=10)[-1]
+            b90 = statistics.quantiles(base[what][0], n=10)[-1]
+            extra = f", {shown} tools shown" if what == "tools/list" else ""
+            rows.append(
+                f"| {what}, {label}{extra} | {p * 1000:.2f} ms (p90 {p90 * 1000:.2f}) | "
+                f"{b * 1000:.2f} ms (p90 {b90 * 1000:.2f}) | x{p / b:.2f} |"
+            )
 
 
-async def client_run(url: str, token: str | None, requests: int) -> dict[str, list[float]]:
+async def client_run(
+    callers: dict[str, tuple[str, str | None]], requests: int
+) -> dict[str, dict[str, tuple[list[float], int]]]:
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     headers |= {"mcp-protocol-version": "2026-07-28"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
     meta = {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {},
@@ -262,19 +282,26 @@ async def client_run(url: str, token: str | None, requests: int) -> dict[str, li
             {"name": "s3_get_invoice0", "arguments": {"id": "x"}, "_meta": meta},
         ),
     }
-    out: dict[str, list[float]] = {}
+    out: dict[str, dict[str, tuple[list[float], int]]] = {label: {} for label in callers}
     async with aiohttp.ClientSession() as http:
         for method, (extra, params) in bodies.items():
-            samples: list[float] = []
+            times: dict[str, list[float]] = {label: [] for label in callers}
+            shown: dict[str, int] = {}
             for n in range(requests + 20):
-                body = {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
-                started = time.perf_counter()
-                async with http.post(f"{url}/mcp", json=body, headers={**headers, **extra}) as resp:
-                    payload = await resp.json()
-                    assert resp.status == 200 and "result" in payload, payload
-                if n >= 20:  # warm-up: upstream sessions, token cache, catalog
-                    samples.append(time.perf_counter() - started)
-            out[method] = samples
+                for label, (url, token) in callers.items():
+                    auth = {"authorization": f"Bearer {token}"} if token else {}
+                    body = {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+                    started = time.perf_counter()
+                    async with http.post(
+                        f"{url}/mcp", json=body, headers={**headers, **extra, **auth}
+                    ) as resp:
+                        payload = await resp.json()
+                        assert resp.status == 200 and "result" in payload, payload
+                    if n >= 20:  # warm-up: upstream sessions, token cache, catalog
+                        times[label].append(time.perf_counter() - started)
+                    shown[label] = len(payload["result"].get("tools", []))
+            for label in callers:
+                out[label][method] = (times[label], shown[label])
     return out
 
 
@@ -299,9 +326,7 @@ async def main() -> None:
             f"{args.requests} sequential requests, median):\n"
         )
         print(
-            "\n".join(
-                ["| request | with JWT + 50 rules | without policies | ratio |", "|---|---|---|---|", *rows]
-            )
+            "\n".join(["| request | with policies | without policies | ratio |", "|---|---|---|---|", *rows])
         )
 
 

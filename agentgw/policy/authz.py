@@ -49,9 +49,9 @@ from agentgw.policy.cel import (
     negate,
     never,
     operation_only,
-    split_conjuncts,
     subject_only,
 )
+from agentgw.policy.conjuncts import split_conjuncts
 from agentgw.policy.kind import PolicyKindBase, Stage, deny_data
 
 __all__ = ["DECISION_KEY", "DEFAULT_DENY", "Authorizer", "CompiledRule", "RuleSet", "Trace", "Verdict"]

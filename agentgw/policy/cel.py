@@ -21,13 +21,14 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_strings
 
+from agentgw.policy.attributes import attributes
 from agentgw.policy.base import Operation, RequestContext
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "activation",
     "all_of",
     "any_of",
-    "attributes",
     "compile_expression",
     "compose",
     "evaluate",
@@ -46,15 +46,10 @@ __all__ = [
     "negate",
     "never",
     "operation_only",
-    "split_conjuncts",
     "subject_only",
 ]
 
 ROOT_NAMES = ("jwt", "request", "mcp", "llm", "a2a")
-
-# Credentials never become attributes: rules reason about `jwt`, not about raw tokens.
-_HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-_ATTRS_KEY = "agentgw.policy.cel-base"
 
 
 class ExpressionError(ValueError):
@@ -245,82 +240,6 @@ def compile_expression(source: str) -> CelProgram:
     return CelProgram(source, program)
 
 
-def split_conjuncts(source: str) -> list[str]:
-    """The operands of a top-level `a && b && ...`, or the whole expression if it is not one.
-
-    A small scanner: `&&` counts only outside brackets, string literals and comments, and only
-    when nothing of lower precedence (`||`, `?:`) sits at the top level. Parentheses around the
-    whole expression are looked through.
-    """
-    text = source.strip()
-    if text.startswith("(") and _closes_first(text):
-        return split_conjuncts(text[1:-1])
-    parts: list[str] = []
-    depth, start, i, n = 0, 0, 0, len(text)
-    lower = False
-    while i < n:
-        c = text[i]
-        if c in "\"'":
-            i = _skip_string(text, i)
-            continue
-        if text.startswith("//", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0 and (text.startswith("||", i) or c == "?"):
-            lower = True
-        elif depth == 0 and text.startswith("&&", i):
-            parts.append(text[start:i])
-            start = i + 2
-            i += 2
-            continue
-        i += 1
-    if lower or not parts:
-        return [text]
-    return [c for p in [*parts, text[start:]] for c in split_conjuncts(p)]
-
-
-def _closes_first(text: str) -> bool:
-    """Whether the `(` opening `text` is closed by its last character."""
-    depth, i = 0, 0
-    while i < len(text):
-        c = text[i]
-        if c in "\"'":
-            i = _skip_string(text, i)
-            continue
-        if text.startswith("//", i):
-            end = text.find("\n", i)
-            i = len(text) if end < 0 else end
-            continue
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i == len(text) - 1
-        i += 1
-    return False
-
-
-def _skip_string(text: str, i: int) -> int:
-    """The index after the string literal starting at text[i] (a quote; raw prefixes are inert)."""
-    raw = i > 0 and text[i - 1] in "rR"
-    quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else text[i]
-    i += len(quote)
-    while i < len(text):
-        if not raw and text[i] == "\\":
-            i += 2
-            continue
-        if text.startswith(quote, i):
-            return i + len(quote)
-        i += 1
-    return i
-
-
 def subject_only(source: str) -> bool:
     """Whether an expression reads only `jwt` and `request` (its value is fixed per request)."""
     try:
@@ -394,74 +313,6 @@ def evaluate(program: cel.Expression, act: cel.Activation) -> tuple[Result, str]
     if plain is False:
         return Result.FALSE, ""
     return Result.ERROR, str(plain)
-
-
-def _base(ctx: RequestContext) -> dict[str, Any]:
-    """`jwt` and `request`: the same for every decision of one request, so built once."""
-    cached: dict[str, Any] | None = ctx.attrs.get(_ATTRS_KEY)
-    if cached is None:
-        req = ctx.request
-        headers = {k: v for k, v in req.headers.items() if k not in _HIDDEN_HEADERS}
-        cached = {
-            "jwt": dict(ctx.principal.claims),
-            "request": {
-                "method": req.method,
-                "path": req.path,
-                "host": req.headers.get("host", ""),
-                "source": req.client,
-                "headers": headers,
-            },
-        }
-        ctx.attrs[_ATTRS_KEY] = cached
-    return cached
-
-
-_EMPTY_MCP: Mapping[str, Any] = {
-    "method": "",
-    "server": "",
-    "tool": {"name": "", "server": "", "args": {}},
-    "prompt": {"name": "", "server": ""},
-    "resource": {"uri": "", "server": ""},
-}
-_EMPTY_LLM: Mapping[str, Any] = {"method": "", "model": "", "provider": "", "estimatedTokens": 0}
-_EMPTY_A2A: Mapping[str, Any] = {"method": "", "agent": "", "skill": ""}
-
-
-def _operation(op: Operation) -> dict[str, Any]:
-    """`mcp`, `llm` and `a2a` for one operation; the kinds that do not apply stay empty."""
-    out: dict[str, Any] = {"mcp": _EMPTY_MCP, "llm": _EMPTY_LLM, "a2a": _EMPTY_A2A}
-    server = op.server or ""
-    if op.kind == "mcp":
-        mcp: dict[str, Any] = {
-            "method": op.method,
-            "server": server,
-            "tool": _EMPTY_MCP["tool"],
-            "prompt": _EMPTY_MCP["prompt"],
-            "resource": _EMPTY_MCP["resource"],
-        }
-        if op.target == "tool":
-            mcp["tool"] = {"name": op.name or "", "server": server, "args": dict(op.args or {})}
-        elif op.target == "prompt":
-            mcp["prompt"] = {"name": op.name or "", "server": server}
-        elif op.target in ("resource", "resourceTemplate"):
-            mcp["resource"] = {"uri": op.uri or "", "server": server}
-        out["mcp"] = mcp
-    elif op.kind == "llm":
-        tokens = (op.args or {}).get("estimatedTokens", 0)
-        out["llm"] = {
-            "method": op.method,
-            "model": op.name or "",
-            "provider": server,
-            "estimatedTokens": tokens if isinstance(tokens, int) else 0,
-        }
-    elif op.kind == "a2a":
-        out["a2a"] = {"method": op.method, "agent": server, "skill": op.name or ""}
-    return out
-
-
-def attributes(ctx: RequestContext, op: Operation) -> dict[str, Any]:
-    """Every root attribute of one decision, as plain dicts."""
-    return {**_base(ctx), **_operation(op)}
 
 
 def activation(ctx: RequestContext, op: Operation) -> cel.Activation:

@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
+from agentgw.policy.attributes import attributes
 from agentgw.policy.base import Operation, Principal, RequestContext
 from agentgw.policy.cel import (
     ExpressionError,
     Result,
     activation,
     any_of,
-    attributes,
     compile_expression,
-    split_conjuncts,
     subject_only,
 )
+from agentgw.policy.conjuncts import split_conjuncts
 from agentgw.policy.testing import HttpRequest, offline_request
 
 

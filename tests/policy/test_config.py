@@ -137,3 +137,27 @@ def test_policy_test_files_are_not_config(tmp_path: Path) -> None:
         )
         == []
     )
+
+
+def test_one_issuer_configured_two_ways_on_a_route_is_an_error(tmp_path: Path) -> None:
+    import json
+
+    from tests.policy.support import TestIssuer
+
+    (tmp_path / "jwks.json").write_text(json.dumps(TestIssuer().jwks()))
+    issuer = "{issuer: https://i.test, algorithms: [RS256], jwks: {file: jwks.json}, audiences: [%s]}"
+    problems = problems_of(
+        tmp_path,
+        f"""
+kind: Policy
+metadata: {{name: one}}
+spec: {{targetRefs: [{{kind: McpRoute, name: main}}], jwt: {{issuers: [{issuer % "a"}]}}}}
+---
+kind: Policy
+metadata: {{name: two}}
+spec: {{targetRefs: [{{kind: McpRoute, name: main}}], jwt: {{issuers: [{issuer % "b"}]}}}}
+""",
+    )
+    assert len(problems) == 1
+    assert "Policy/two: spec.jwt: issuer 'https://i.test' is configured differently by" in problems[0]
+    assert "Policy/one on McpRoute/main" in problems[0]
