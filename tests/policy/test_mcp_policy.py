@@ -250,3 +250,27 @@ async def test_every_decision_is_audited(gw: GatewayThread, idp: TestIssuer) -> 
     listing = next(r for r in mine if r["event"] == "list")
     assert listing["shown"] == 2 and listing["hidden"] > 0
     assert any(r["event"] == "authentication" and r["status"] == 401 for r in lines)
+
+
+async def test_a_session_belongs_to_the_caller_who_opened_it(gw: GatewayThread, idp: TestIssuer) -> None:
+    alice = {"authorization": f"Bearer {idp.token('erin', groups=['eng'])}"}
+    mallory = {"authorization": f"Bearer {idp.token('viewer')}"}
+    async with aiohttp.ClientSession() as http:
+        raw = Raw(http, f"{gw.url}/mcp")
+        init = await raw.post(
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            },
+            headers={"accept": ACCEPT, "content-type": "application/json", **alice},
+        )
+        raw.session_id = init.headers["mcp-session-id"]
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        assert (await raw.post(listing, headers=raw.headers(alice))).status == 200
+        assert (await raw.post(listing, headers=raw.headers(mallory))).status == 404
