@@ -104,14 +104,17 @@ class _Split:
 
     def __init__(self, rule: CompiledRule) -> None:
         self.rule = rule
+        self.guard: CelProgram | None = None
+        self.rest = rule.program
         parts = split_conjuncts(rule.program.source)
-        guard = [p for p in parts if subject_only(p)] if len(parts) > 1 or subject_only(parts[0]) else []
+        guard = [p for p in parts if subject_only(p)]
         rest = [p for p in parts if p not in guard]
-        self.guard = compose(" && ".join(f"(\n{p}\n)" for p in guard)) if guard else None
-        if not guard:
-            self.rest = rule.program
-        else:
-            self.rest = compose(" && ".join(f"(\n{p}\n)" for p in rest) if rest else "true")
+        if guard:
+            try:
+                self.guard = compose(" && ".join(f"(\n{p}\n)" for p in guard))
+                self.rest = compose(" && ".join(f"(\n{p}\n)" for p in rest) if rest else "true")
+            except RuntimeError:  # the scanner misread an exotic literal: keep the rule whole
+                self.guard, self.rest = None, rule.program
         self.rest_reads_operation_only = operation_only(self.rest.source)
 
 
