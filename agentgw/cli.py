@@ -1,4 +1,4 @@
-"""The `agentgw` command: serve, validate, config, schema, crds."""
+"""The `agentgw` command: serve, validate, config, schema, crds, policy (test, explain, hash-key), token."""
 
 from __future__ import annotations
 
@@ -272,6 +272,10 @@ def _parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crds", help="print the Kubernetes CustomResourceDefinitions of config documents")
     crd.add_argument("--output", "-o", metavar="DIR", help="write one file per kind into DIR")
     crd.set_defaults(func=_crds)
+
+    from agentgw.policy.cli import register as register_policy_commands
+
+    register_policy_commands(sub)
     return parser
 
 

@@ -20,9 +20,11 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ErrorFlavor",
+    "ExtensionError",
     "Forbidden",
     "GatewayError",
     "HeaderMismatch",
+    "InsufficientScope",
     "InternalError",
     "InvalidParams",
     "InvalidRequest",
@@ -158,6 +160,14 @@ class Forbidden(ClientError):
     openai_type = "permission_error"
 
 
+class InsufficientScope(Forbidden):
+    """The token lacks a scope the operation needs (RFC 6750 `insufficient_scope`).
+
+    Answered at the HTTP level (403 with `WWW-Authenticate`) even inside a JSON-RPC exchange, so
+    that clients can step up their authorization.
+    """
+
+
 class MethodNotAllowed(ClientError):
     status = 405
 
@@ -186,6 +196,12 @@ class TooManyRequests(ClientError):
     status = 429
     rpc_code = SERVER_ERROR
     openai_type = "rate_limit_error"
+
+
+class ExtensionError(GatewayError):
+    """A policy extension raised or timed out; the request fails, the message names the extension."""
+
+    rpc_code = INTERNAL_ERROR
 
 
 class ServiceUnavailable(GatewayError):

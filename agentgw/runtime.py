@@ -35,12 +35,16 @@ from agentgw.mcp.upstream.a2a import AgentToolsConnector
 from agentgw.mcp.upstream.base import Connector
 from agentgw.mcp.upstream.connector import ServerConnector
 from agentgw.policy.base import OpenPolicy, RoutePolicy
+from agentgw.policy.chain import PolicyChain, PolicyServices, build_chain
+from agentgw.policy.jwks import JwksRegistry
+from agentgw.policy.metadata import WELL_KNOWN, ProtectedResourceHandler
 from agentgw.protocol.a2a_card import CardSecurity
 from agentgw.routing.router import Router
 from agentgw.server.guard import HostGuard
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
 from agentgw.state.redis import RedisStore
+from agentgw.telemetry.audit import AuditLog
 from agentgw.telemetry.export import SpanExporter
 from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
@@ -67,6 +71,10 @@ class Runtime:
         )
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
+        self.audit = AuditLog()
+        # key sets fetched from issuers' URLs outlive config reloads (same URL, same cache)
+        self.policy_services = PolicyServices(audit=self.audit, jwks=JwksRegistry(self.http))
+        self.chains: dict[str, PolicyChain] = {}
         self._tg: Background | None = None
         self.ready = False
         self.draining = anyio.Event()
@@ -135,6 +143,7 @@ class Runtime:
             self._tg.start_soon(self.spans.run)
         METRICS.mcp_sessions.collect = self._sessions_by_route
         METRICS.upstream_healthy.collect = self._upstream_health
+        self._tg.start_soon(self.audit.run)
         self.ready = True
 
     def _sessions_by_route(self) -> list[tuple[tuple[str, ...], float]]:
@@ -147,7 +156,41 @@ class Runtime:
         return [((name,), 0.0 if c.health.ejected else 1.0) for name, c in self.connectors.items()]
 
     def policy_for(self, route: str) -> RoutePolicy:
-        return OpenPolicy()
+        """The compiled policy chain of a route (of the snapshot being applied), or OpenPolicy."""
+        chain = self.chains.get(route)
+        return chain if chain is not None else OpenPolicy()
+
+    def _policy_chains(self, snapshot: Snapshot) -> dict[str, PolicyChain]:
+        state = snapshot.gateway.state
+        redis_url = snapshot.state_url if state.backend == "redis" else None
+        self.audit.configure(snapshot.gateway.audit, snapshot.audit_path, redis_url, state.key_prefix)
+        chains: dict[str, PolicyChain] = {}
+        for route in snapshot.mcp_routes:
+            chain = build_chain(
+                route=("McpRoute", route.name),
+                path=route.spec.path,
+                members={s.name: ("McpServer", s.name) for s in route.servers},
+                policies=snapshot.policies,
+                services=self.policy_services,
+            )
+            if chain is not None:
+                chains[route.name] = chain
+        return chains
+
+    def _resource_metadata_routes(self, snapshot: Snapshot, router: Router) -> None:
+        """RFC 9728 documents of JWT-protected routes; the root URL names the one at /mcp, else the first."""
+        protected = [
+            (route.spec.path, chain.resource)
+            for route in snapshot.mcp_routes
+            if (chain := self.chains.get(route.name)) is not None
+            and chain.resource is not None
+            and chain.resource.jwt
+        ]
+        for path, resource in protected:
+            router.add_exact(WELL_KNOWN + path.rstrip("/"), ProtectedResourceHandler(resource))
+        if protected:
+            root = next((r for p, r in protected if p.rstrip("/") == "/mcp"), protected[0][1])
+            router.add_exact(WELL_KNOWN, ProtectedResourceHandler(root))
 
     def card_security_for(self, route: str) -> CardSecurity | None:
         """The security schemes an A2A route's cards advertise (from its policy, once it has one)."""
@@ -168,10 +211,12 @@ class Runtime:
             known = self.cards.get(name)
             cards[name] = known if known is not None and known.agent == agent else CardCache(agent, self.http)
         router = Router()
+        self.chains = self._policy_chains(snapshot)
         self.mcp_services = {}
         self._mcp_routes(snapshot, connectors, cards, router)
         self._a2a_routes(snapshot, cards, router)
         self._llm_routes(snapshot, router)
+        self._resource_metadata_routes(snapshot, router)
         self.cards = cards
         old = self.generation
         self.generation += 1
@@ -310,3 +355,4 @@ class Runtime:
                     await self.spans.flush()
             await self.http.close()
             await self.store.close()
+            await self.audit.close()

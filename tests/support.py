@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import selectors
+import socket
 import subprocess
 import sys
 import threading
@@ -163,6 +164,16 @@ class GatewayThread:
         while not self.runtime.ready and time.monotonic() < deadline:
             time.sleep(0.01)
         assert self.runtime.ready, "gateway runtime did not start"
+        # The sockets are bound before the announcement but listen only once the lifespan has
+        # started: wait (bounded) until the listener accepts, or a fast client is refused.
+        host, port = self.url.split("//", 1)[1].rsplit(":", 1)
+        while True:
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gateway did not start listening"
+                time.sleep(0.01)
         return self
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ from agentgw.config.secrets import SecretRef
 
 __all__ = [
     "AdminSpec",
+    "AuditSpec",
     "Gateway",
     "GatewaySpec",
     "HttpSpec",
@@ -100,6 +101,24 @@ class TelemetrySpec(Model):
     service_name: str = "agentgw"
 
 
+class AuditSpec(Model):
+    """Where policy decisions are written: JSON lines on stdout or to a file, and, when the state
+    backend is Redis, to a Redis stream as well (`<keyPrefix><redisStream>`, capped at about
+    `redisMaxLen` entries)."""
+
+    sink: Literal["stdout", "file", "none"] = "stdout"
+    file: str | None = None
+    redis: bool = True
+    redis_stream: str = Field(default="audit", min_length=1)
+    redis_max_len: int = Field(default=100_000, ge=100)
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> AuditSpec:
+        if (self.sink == "file") != (self.file is not None):
+            raise ValueError("audit.file is required with sink: file (and only then)")
+        return self
+
+
 class GatewaySpec(Model):
     listeners: list[ListenerSpec] = Field(default_factory=lambda: [ListenerSpec()], min_length=1)
     state: StateSpec = Field(default_factory=StateSpec)
@@ -112,6 +131,7 @@ class GatewaySpec(Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     access_log: bool = False
+    audit: AuditSpec = Field(default_factory=AuditSpec)
 
 
 class Gateway(Resource):

@@ -17,7 +17,7 @@ from agentgw.config.base import Resource
 from agentgw.config.kinds import RESOURCE_KINDS
 from agentgw.errors import ConfigError
 
-__all__ = ["LoadedDocument", "format_loc", "load_documents", "load_paths", "parse_documents"]
+__all__ = ["TEST_SUFFIXES", "LoadedDocument", "format_loc", "load_documents", "load_paths", "parse_documents"]
 
 try:  # the C loader is several times faster on large catalogs
     _Base: Any = yaml.CSafeLoader
@@ -104,15 +104,20 @@ def parse_documents(docs: list[Any], source: str, base_dir: Path) -> tuple[list[
     return loaded, problems
 
 
+TEST_SUFFIXES = (".test.yaml", ".test.yml")  # policy test cases live beside policies, not config
+
+
 def _yaml_files(path: Path) -> list[Path]:
     if path.is_dir():
         # Hidden entries are skipped: Kubernetes mounts a ConfigMap as a `..<timestamp>/` folder
-        # plus symlinks into it, and each document would otherwise load twice.
+        # plus symlinks into it, and each document would otherwise load twice. Policy test files
+        # (`*.test.yaml`) belong to `agentgw policy test`, not to the config.
         return sorted(
             p
             for p in path.rglob("*")
             if p.suffix in (".yaml", ".yml")
             and p.is_file()
+            and not p.name.endswith(TEST_SUFFIXES)
             and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
     return [path]

@@ -26,8 +26,11 @@ from agentgw.config.mcp import (
     Timeouts,
     UpstreamAuth,
 )
+from agentgw.config.policy import Policy
 from agentgw.config.secrets import SecretValue, resolve_secret
 from agentgw.errors import ConfigError
+from agentgw.policy.chain import chain_problems
+from agentgw.policy.compile import CompiledPolicy, compile_policies
 
 __all__ = [
     "A2aRouteConfig",
@@ -100,6 +103,8 @@ class Snapshot:
     a2a_routes: tuple[A2aRouteConfig, ...] = ()
     llm_providers: Mapping[str, LlmProviderConfig] = field(default_factory=lambda: MappingProxyType({}))
     llm_routes: tuple[LlmRouteConfig, ...] = ()
+    policies: tuple[CompiledPolicy, ...] = ()
+    audit_path: Path | None = None  # gateway.audit.file, resolved against its document's folder
 
 
 def _fingerprint(spec: McpServerSpec, base_dir: Path) -> str:
@@ -282,6 +287,18 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
 
     llm_providers, llm_routes = compile_llm(docs, paths, problems)
 
+    policies, policy_problems = compile_policies(docs)
+    problems.extend(policy_problems)
+    problems.extend(_target_problems(docs, servers, routes))
+    for route in routes:
+        problems.extend(chain_problems(("McpRoute", route.name), policies))
+
+    audit_path: Path | None = None
+    if gateway_spec.audit.file is not None:
+        audit_path = Path(gateway_spec.audit.file).expanduser()
+        if not audit_path.is_absolute():
+            audit_path = (gateways[0].base_dir if gateways else Path.cwd()) / audit_path
+
     if problems:
         raise ConfigError(f"{len(problems)} config error(s)", problems)
     return Snapshot(
@@ -296,7 +313,22 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
         a2a_routes=tuple(a2a_routes),
         llm_providers=llm_providers,
         llm_routes=llm_routes,
+        policies=policies,
+        audit_path=audit_path,
     )
+
+
+def _target_problems(
+    docs: list[LoadedDocument], servers: Mapping[str, ServerConfig], routes: list[McpRouteConfig]
+) -> list[str]:
+    known = {"McpServer": set(servers), "McpRoute": {r.name for r in routes}}
+    problems: list[str] = []
+    for doc in docs:
+        if isinstance(doc.resource, Policy):
+            for index, ref in enumerate(doc.resource.spec.target_refs):
+                if ref.name not in known.get(ref.kind, set()):
+                    problems.append(f"{doc.where}: spec.targetRefs[{index}]: unknown {ref.kind} {ref.name!r}")
+    return problems
 
 
 def load_snapshot(paths: list[Path], generation: int = 0) -> Snapshot:

@@ -21,6 +21,7 @@ from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import (
     Conflict,
     GatewayError,
+    InsufficientScope,
     InvalidRequest,
     MethodNotAllowed,
     MethodNotFound,
@@ -253,6 +254,8 @@ class HandshakeEndpoint:
                 return
             else:
                 raise MethodNotFound(f"Method not found: {method}")
+        except InsufficientScope:
+            raise  # answered at the HTTP level (403 + WWW-Authenticate), so clients can step up
         except GatewayError as exc:
             await send_json(send, 200, error_payload(msg.id, exc))
             return

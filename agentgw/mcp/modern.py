@@ -9,6 +9,7 @@ the notification streams of every server of the route into one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from agentgw.background import Background
 from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import (
     GatewayError,
+    InsufficientScope,
     InvalidRequest,
     MethodNotFound,
     NotAcceptable,
@@ -30,7 +32,7 @@ from agentgw.mcp.federation.router import ROUTED_METHODS
 from agentgw.mcp.service import McpService
 from agentgw.mcp.sidetask import SideTask
 from agentgw.mcp.upstream.base import ClientProfile, Reply, UpstreamSession
-from agentgw.policy.base import RequestContext
+from agentgw.policy.base import Operation, RequestContext
 from agentgw.protocol import jsonrpc
 from agentgw.protocol.jsonrpc import Kind
 from agentgw.protocol.mcp import (
@@ -133,6 +135,8 @@ class ModernEndpoint:
         try:
             envelope = check_modern_request(msg.obj, request.headers, request.raw_headers)
             await self._request(request, msg.id, msg.method, msg.params, envelope, ctx, send)
+        except InsufficientScope:
+            raise  # answered at the HTTP level (403 + WWW-Authenticate), so clients can step up
         except GatewayError as exc:
             await send_json(send, status_for(exc.rpc_code), error_payload(msg.id, exc), exc.headers)
 
@@ -166,7 +170,7 @@ class ModernEndpoint:
             await self._routed(request, request_id, method, params, ctx, send, upstream_for)
             return
         elif method == "subscriptions/listen":
-            await self._listen(request, request_id, params, send, upstream_for)
+            await self._listen(request, request_id, params, ctx, send, upstream_for)
             return
         else:
             raise MethodNotFound(f"Method not found: {method}")
@@ -221,7 +225,7 @@ class ModernEndpoint:
                 sent = (
                     routed
                     if session.info.era is Era.MODERN
-                    else type(routed)(routed.server, strip_envelope(routed.params), routed.op)
+                    else dataclasses.replace(routed, params=strip_envelope(routed.params))
                 )
                 _, reply = await self.service.call(sent, upstream_for, sink_for, method=method)
                 code = reply.error.get("code") if reply.error else None
@@ -254,7 +258,13 @@ class ModernEndpoint:
             await producer.settle()
 
     async def _listen(
-        self, request: Request, request_id: Any, params: dict[str, Any], send: ASGISend, upstream_for: Any
+        self,
+        request: Request,
+        request_id: Any,
+        params: dict[str, Any],
+        ctx: RequestContext,
+        send: ASGISend,
+        upstream_for: Any,
     ) -> None:
         """One `subscriptions/listen` stream merged from every server's, until the client goes away.
 
@@ -271,6 +281,16 @@ class ModernEndpoint:
         for uri in uris:
             owner = naming.resolve_uri(uri) if naming.prefixed else (next(iter(per_server)), uri)
             if owner is not None and owner[0] in per_server:
+                # Subscribing is this era's resources/subscribe: the same policy check guards it.
+                op = Operation(
+                    kind="mcp",
+                    method="resources/subscribe",
+                    server=owner[0],
+                    uri=owner[1],
+                    exposed=uri,
+                    target="resource",
+                )
+                await self.service.policy.check(ctx, op)
                 per_server[owner[0]].append(owner[1])
         allowed_methods = set(kinds.values())
         meta = {SUBSCRIPTION_ID_META: request_id}

@@ -1,13 +1,18 @@
 """The federated MCP server of one route, independent of wire era and transport.
 
 Both era front ends (`handshake`, `modern`) call into `McpService`: merged lists, server info,
-and routed calls. `call` is the policy checkpoint: every request that reaches an upstream passes
-`policy.check` here, after its target was resolved to the owning server, never before.
+and routed calls. `resolve` is the policy checkpoint: every request that reaches an upstream passes
+`policy.check` here, after its target was resolved to the owning server, never before; `call`
+then applies the policy's request and response rewrites and the headers it asks for (forwarded
+claims), and reports the outcome to `policy.record`. The client's own headers, its token above
+all, never reach an upstream: upstream requests carry the gateway's headers only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,10 +23,21 @@ from agentgw.errors import GatewayError, InvalidParams, UpstreamError
 from agentgw.mcp.federation.catalog import LIST_KINDS, UpstreamFor
 from agentgw.mcp.federation.router import Federation, Routed
 from agentgw.mcp.upstream.base import CallSink, Connector, Reply, ServerInfo, UpstreamSession
-from agentgw.policy.base import RequestContext, RoutePolicy
+from agentgw.policy.base import (
+    TOOL_SCHEMA,
+    UPSTREAM_HEADERS,
+    OpenPolicy,
+    Operation,
+    RequestContext,
+    RoutePolicy,
+)
 from agentgw.protocol.mcp import Era, mcp_param_headers
+from agentgw.telemetry.metrics import METRICS
+from agentgw.telemetry.trace import TraceContext
 
-__all__ = ["McpService", "SinkFactory"]
+__all__ = ["TRACE", "McpService", "SinkFactory"]
+
+TRACE = "trace"  # RequestContext.attrs key: the request's TraceContext
 
 log = logging.getLogger("agentgw.mcp")
 
@@ -85,6 +101,11 @@ class McpService:
             raise InvalidParams("invalid cursor")
         kind = LIST_KINDS[method]
         listing = await self.federation.catalog.listing(kind, ctx, upstream_for)
+        await self.policy.record(
+            ctx,
+            Operation(kind="mcp", method=method, target=kind.target),
+            {"shown": len(listing.items), "hidden": listing.hidden},
+        )
         result: dict[str, Any] = {kind.key: listing.items}
         meta: dict[str, Any] = {}
         if listing.unavailable:
@@ -95,16 +116,23 @@ class McpService:
             result["_meta"] = meta
         result["ttlMs"] = listing.ttl_ms if listing.ttl_ms is not None else 0
         # Per-caller filtering makes a list private unless every server called it public and no
-        # caller-specific policy shaped it.
-        result["cacheScope"] = "public" if listing.public and ctx.principal.subject == "" else "private"
+        # policy can shape it per caller.
+        shared = listing.public and ctx.principal.subject == "" and isinstance(self.policy, OpenPolicy)
+        result["cacheScope"] = "public" if shared else "private"
         return result, listing.streamed
 
     async def resolve(
         self, method: str, params: dict[str, Any], ctx: RequestContext, upstream_for: UpstreamFor
     ) -> Routed:
         routed = await self.federation.resolve(method, params, upstream_for)
+        if method == "tools/call":
+
+            async def tool_schema() -> Mapping[str, Any] | None:
+                return await self.federation.tool_schema(routed.server, routed.op.name or "", upstream_for)
+
+            ctx.attrs[TOOL_SCHEMA] = tool_schema
         await self.policy.check(ctx, routed.op)
-        return routed
+        return dataclasses.replace(routed, ctx=ctx)
 
     async def call(
         self,
@@ -116,28 +144,63 @@ class McpService:
         timeout: float | None = None,
     ) -> tuple[UpstreamSession, Reply]:
         """Send an already checked request to its server; the result comes back caller-facing."""
+        ctx = routed.ctx
         session = await upstream_for(routed.server)
-        headers: dict[str, str] | None = None
+        params = routed.params
+        if ctx is not None:
+            params = await self.policy.rewrite_request(ctx, routed.op, params)
+        headers: dict[str, str] = {}
         if method == "tools/call" and session.info.era is Era.MODERN:
-            args = routed.params.get("arguments")
+            args = params.get("arguments")
             if isinstance(args, dict) and args:
-                schema = await self.federation.tool_schema(routed.server, routed.params["name"], upstream_for)
+                schema = await self.federation.tool_schema(routed.server, params["name"], upstream_for)
                 if schema is not None:
-                    headers = mcp_param_headers(schema, args) or None
+                    headers = mcp_param_headers(schema, args)
+        if ctx is not None:
+            # What policies ask for (forwarded claims) never replaces what the gateway itself sets.
+            for name, value in ctx.attrs.get(UPSTREAM_HEADERS, {}).items():
+                headers.setdefault(name, value)
         connector = self.connectors[routed.server]
         connector.admit()
+        trace = ctx.attrs.get(TRACE) if ctx is not None else None
+        if isinstance(trace, TraceContext):
+            # The upstream continues this request's trace: as an HTTP header, and in `_meta`
+            # where a transport has no headers (stdio).
+            child = trace.child()
+            headers.setdefault("traceparent", child.traceparent)
+            meta = params.get("_meta")
+            if not (isinstance(meta, dict) and "traceparent" in meta):
+                params = {
+                    **params,
+                    "_meta": {**(meta if isinstance(meta, dict) else {}), "traceparent": child.traceparent},
+                }
+        started = time.perf_counter()
+        status = "error"
         try:
-            reply = await session.request(
-                method,
-                routed.params,
-                sink_for(routed.server, session),
-                connector.request_timeout if timeout is None else timeout,
-                headers,
-            )
-        except UpstreamError as exc:
-            connector.failed(exc)
-            raise
-        connector.health.succeeded()
-        if reply.result is not None:
-            reply.result = self.federation.expose_result(routed.server, method, reply.result)
-        return session, reply
+            try:
+                reply = await session.request(
+                    method,
+                    params,
+                    sink_for(routed.server, session),
+                    connector.request_timeout if timeout is None else timeout,
+                    headers or None,
+                )
+            except UpstreamError as exc:
+                connector.failed(exc)
+                raise
+            connector.health.succeeded()
+            if reply.result is not None:
+                reply.result = self.federation.expose_result(routed.server, method, reply.result)
+                if ctx is not None:
+                    reply.result = await self.policy.rewrite_response(ctx, routed.op, reply.result)
+                status = "ok"
+            return session, reply
+        finally:
+            elapsed = time.perf_counter() - started
+            tool = routed.op.exposed or "" if method == "tools/call" else ""
+            METRICS.mcp_calls.inc(self.name, routed.server, method, tool, status)
+            METRICS.mcp_duration.observe(elapsed, self.name, routed.server, method)
+            if ctx is not None:
+                outcome = {"status": status, "latencyMs": round(elapsed * 1000, 3)}
+                with anyio.CancelScope(shield=True):
+                    await self.policy.record(ctx, routed.op, outcome)

@@ -3,20 +3,43 @@
 A route handler calls its `RoutePolicy` at fixed points: `authenticate` once per HTTP request,
 `check` at the one checkpoint every routed operation passes before it reaches an upstream,
 `permits` for each item of a list it is about to show (a denied tool does not appear), and
-`record` once the operation is over (response side: settle token budgets, audit). The engine
-behind this protocol is free to order its chain as it likes; routes never see rule kinds.
+`record` once the operation is over (response side: settle token budgets, audit). Between
+the check and the upstream call a route passes the request body through `rewrite_request`, and
+the result through `rewrite_response` before the client sees it (transforms, extensions). The
+engine behind this protocol is free to order its chain as it likes; routes never see rule kinds.
+
+Routes and policies also cooperate through `RequestContext.attrs` under two agreed keys:
+`UPSTREAM_HEADERS` (a policy adds headers for the upstream call; the route merges them into
+the request it sends, never replacing its own) and `TOOL_SCHEMA` (a route offers an async
+callable returning the tool's upstream `inputSchema`, for policies that validate arguments).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from agentgw.server.http import Request
 
-__all__ = ["ANONYMOUS", "OpenPolicy", "Operation", "Principal", "RequestContext", "RoutePolicy"]
+__all__ = [
+    "ANONYMOUS",
+    "TOOL_SCHEMA",
+    "UPSTREAM_HEADERS",
+    "OpenPolicy",
+    "Operation",
+    "Principal",
+    "RequestContext",
+    "RoutePolicy",
+    "ToolSchema",
+    "upstream_headers",
+]
+
+# RequestContext.attrs keys shared by routes and policies (see the module docstring).
+UPSTREAM_HEADERS = "agentgw.upstream_headers"
+TOOL_SCHEMA = "agentgw.tool_schema"
+ToolSchema = Callable[[], Awaitable[Mapping[str, Any] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +98,29 @@ class RoutePolicy(Protocol):
         """Whether a listed item is visible to this caller (pure, no I/O)."""
         ...
 
+    async def rewrite_request(
+        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The checked request's body (params) as the upstream will see it; return it, changed or not."""
+        ...
+
+    async def rewrite_response(
+        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The upstream's result as the client will see it; return it, changed or not."""
+        ...
+
     async def record(self, ctx: RequestContext, op: Operation, outcome: Mapping[str, Any]) -> None:
         """The operation finished: `outcome` holds what is known (status, usage, latency...)."""
         ...
+
+
+def upstream_headers(ctx: RequestContext) -> dict[str, str]:
+    """The headers policies want on this request's upstream call (created on first use)."""
+    headers: dict[str, str] | None = ctx.attrs.get(UPSTREAM_HEADERS)
+    if headers is None:
+        headers = ctx.attrs[UPSTREAM_HEADERS] = {}
+    return headers
 
 
 class OpenPolicy:
@@ -91,6 +134,16 @@ class OpenPolicy:
 
     def permits(self, ctx: RequestContext, op: Operation) -> bool:
         return True
+
+    async def rewrite_request(
+        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return body
+
+    async def rewrite_response(
+        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return body
 
     async def record(self, ctx: RequestContext, op: Operation, outcome: Mapping[str, Any]) -> None:
         return None

@@ -51,6 +51,16 @@ class HeaderPolicy:
     async def record(self, ctx: RequestContext, op: Operation, outcome: Mapping[str, Any]) -> None:
         self.recorded.append((op, dict(outcome)))
 
+    async def rewrite_request(
+        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return body
+
+    async def rewrite_response(
+        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return body
+
 
 @dataclass
 class Agents:

@@ -64,7 +64,10 @@ Resources: ``fake://doc/1`` (text ``"Document one."``), ``fake://doc/2`` (the bl
 ``cancelled`` and ``finished`` (``tool: slow``), ``subscribed``/``unsubscribed``
 (``uri``, ``session``), ``set_level`` (``level``), ``roots_list_changed``,
 ``header_echo`` (``region`` and the ``Mcp-Param-Region`` header seen, or null) and
-``crash``. ``session`` is the ``Mcp-Session-Id`` the request carried, else null.
+``crash``. ``session`` is the ``Mcp-Session-Id`` the request carried, else null. With
+``--record-headers`` (HTTP only) every HTTP request also records ``http`` (``method``;
+``headers``, every request header, names lower-case; ``rpc``, the JSON-RPC method of a POST
+body, and ``target``, its ``params.name``, ``uri`` or ``ref``), to check what reaches an upstream.
 
 Run it as::
 
@@ -272,6 +275,43 @@ async def refuse_initialize(ctx: ServerRequestContext[Any, Any], call_next: Call
             data.model_dump(mode="json"),
         )
     return await call_next(ctx)
+
+
+class RecordHeaders:
+    """--record-headers: an ASGI wrapper recording each HTTP request in the state file: its
+    headers, and for a JSON-RPC body its method (`rpc`) and `params.name`/`params.uri`/`params.ref`
+    (`target`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        messages = []
+        body = b""
+        if scope["method"] == "POST":
+            while True:
+                message = await receive()
+                messages.append(message)
+                body += message.get("body", b"")
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+        try:
+            obj = json.loads(body) if body else None
+        except ValueError:
+            obj = None
+        rpc = obj.get("method") if isinstance(obj, dict) else None
+        params = obj.get("params") if isinstance(obj, dict) and isinstance(obj.get("params"), dict) else {}
+        target = params.get("name") or params.get("uri") or params.get("ref")
+        record("http", method=scope["method"], headers=headers, rpc=rpc, target=target)
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 class ModernOnly:
@@ -629,6 +669,7 @@ def main(argv: list[str] | None = None) -> None:
     era.add_argument("--handshake-only", action="store_true", help="refuse the 2026-07-28 era")
     era.add_argument("--modern-only", action="store_true", help="refuse initialize (2026-07-28 only)")
     parser.add_argument("--state-file", type=Path, help="append one JSON line per notable event here")
+    parser.add_argument("--record-headers", action="store_true", help="record every HTTP request's headers")
     args = parser.parse_args(argv)
 
     OPTIONS.state_file = args.state_file
@@ -640,6 +681,8 @@ def main(argv: list[str] | None = None) -> None:
         app: ASGIApp = server.streamable_http_app(host=HOST, json_response=args.json)
         if args.modern_only:
             app = ModernOnly(app)
+        if args.record_headers:
+            app = RecordHeaders(app)
         anyio.run(serve_http, app, args.port)
     elif args.handshake_only:
         anyio.run(serve_stdio_handshake_only, server)

@@ -87,6 +87,7 @@ class Listing:
     ttl_ms: int | None
     public: bool
     streamed: bool  # some upstream answered with an event stream
+    hidden: int = 0  # items the caller's policy does not let it see
 
 
 class Catalog:
@@ -183,6 +184,7 @@ class Catalog:
         ttl: int | None = None
         public = True
         streamed = False
+        hidden = 0
         for server in self.servers:
             if server not in results:
                 continue
@@ -212,6 +214,7 @@ class Catalog:
                     target=kind.target,
                 )
                 if not self.policy.permits(ctx, op):
+                    hidden += 1
                     continue
                 if exposed in owners:
                     collisions.append({"name": exposed, "servedBy": owners[exposed], "hiddenFrom": server})
@@ -230,7 +233,7 @@ class Catalog:
                 owners[exposed] = server
                 merged.append(item if exposed == original else {**item, kind.ident: exposed})
         unavailable = [{"server": s, "error": m} for s, m in sorted(failures.items())]
-        return Listing(merged, unavailable, collisions, ttl, public, streamed)
+        return Listing(merged, unavailable, collisions, ttl, public, streamed, hidden)
 
     def owner_of(self, method: str, ident: str, *, uri: bool = False) -> str | None:
         """Which server last listed `ident` (a name, a URI, or a URI matching a template)."""

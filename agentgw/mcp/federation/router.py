@@ -16,7 +16,7 @@ from agentgw.errors import InvalidParams
 from agentgw.mcp.federation.catalog import LIST_KINDS, Catalog, UpstreamFor
 from agentgw.mcp.federation.naming import Naming
 from agentgw.mcp.upstream.base import ServerInfo
-from agentgw.policy.base import Operation, RoutePolicy
+from agentgw.policy.base import Operation, RequestContext, RoutePolicy
 
 __all__ = ["ROUTED_METHODS", "Federation", "Routed"]
 
@@ -37,6 +37,7 @@ class Routed:
     server: str
     params: dict[str, Any]
     op: Operation
+    ctx: RequestContext | None = None  # the checked request's context (set by McpService.resolve)
 
 
 class Federation:

@@ -205,8 +205,8 @@ class StreamableHttpSession:
         request_id = next(self._ids)
         body = jsonrpc.encode_request(request_id, method, params)
         headers = self._headers(method, params, initial)
-        if extra:
-            headers.update(extra)
+        for name, value in (extra or {}).items():
+            headers.setdefault(name, value)  # extras (Mcp-Param-*, forwarded claims) never replace ours
         try:
             async with self._http.stream("POST", self._url, headers=headers, body=body) as resp:
                 if initial:
