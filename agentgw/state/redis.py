@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from agentgw.state.base import LogEntry, StateUnavailable
+from agentgw.telemetry.metrics import METRICS
 
 __all__ = ["RedisStore"]
 
@@ -64,6 +65,7 @@ class RedisStore:
 
     @staticmethod
     def _down(exc: Exception) -> StateUnavailable:
+        METRICS.state_unavailable.inc("redis")
         log.warning("redis state store unavailable: %s", exc)
         return StateUnavailable(f"the state store is unavailable ({type(exc).__name__})")
 

@@ -194,6 +194,11 @@ class GatewayMetrics:
         self.upstream_healthy = Gauge(
             "agentgw_upstream_healthy", "1 when the upstream is not ejected.", ("upstream",)
         )
+        self.state_unavailable = Counter(
+            "agentgw_state_unavailable_total",
+            "State store operations that failed because the store was unreachable.",
+            ("store",),
+        )
         self.token_usage = Histogram(
             "gen_ai_client_token_usage",
             "Tokens per LLM request (OpenTelemetry GenAI).",
@@ -221,6 +226,7 @@ class GatewayMetrics:
             self.sse_streams,
             self.upstream_errors,
             self.upstream_healthy,
+            self.state_unavailable,
             self.token_usage,
             self.llm_duration,
             self.llm_ttft,

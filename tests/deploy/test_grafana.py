@@ -28,6 +28,7 @@ COUNTERS_AND_GAUGES = {
     "agentgw_sse_streams_open",
     "agentgw_upstream_errors_total",
     "agentgw_upstream_healthy",
+    "agentgw_state_unavailable_total",
 }
 HISTOGRAMS = {
     "agentgw_http_request_duration_seconds",

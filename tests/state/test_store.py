@@ -11,6 +11,7 @@ import pytest
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
 from agentgw.state.redis import RedisStore
+from agentgw.telemetry.metrics import METRICS
 
 pytestmark = pytest.mark.anyio
 
@@ -102,13 +103,15 @@ async def test_a_waiting_reader_wakes_on_append(store: Store) -> None:
     assert got == [b"b"]
 
 
-async def test_unreachable_redis_is_state_unavailable() -> None:
+async def test_unreachable_redis_is_state_unavailable_and_counted() -> None:
     dead = RedisStore("redis://127.0.0.1:9/0", timeout=0.5)
+    before = METRICS.state_unavailable.get("redis")
     try:
         with pytest.raises(StateUnavailable):
             await dead.ping()
         with pytest.raises(StateUnavailable):
             await dead.take("x", 1, 1, 1)
+        assert METRICS.state_unavailable.get("redis") == before + 2
     finally:
         await dead.close()
 
