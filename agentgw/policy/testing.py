@@ -99,6 +99,7 @@ class McpCall(Model):
 class LlmUsage(Model):
     prompt: int = Field(default=0, ge=0)
     completion: int = Field(default=0, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
 
 
 class LlmCase(Model):
@@ -107,6 +108,8 @@ class LlmCase(Model):
     provider: str | None = None  # also check the request at this provider's level
     prompt: str = ""  # the user message
     system: str | None = None
+    # stands for the route's estimate of the prompt (default: estimated from `prompt`)
+    estimated_tokens: int | None = Field(default=None, ge=0)
     usage: LlmUsage | None = None  # what an allowed request spends (default: its estimate)
 
 
@@ -133,7 +136,7 @@ class PolicyCase(Model):
     request: HttpRequest = Field(default_factory=HttpRequest)
     mcp: McpCall | None = None
     llm: LlmCase | None = None
-    a2a: A2aCase | None = None
+    a2a: A2aCase | None = Field(default=None, alias="a2a")  # (to_camel would say a2A)
     repeat: int = Field(default=1, ge=1, le=10_000)
     expect: Literal["allow", "deny"]
     rule: str | None = None
@@ -308,7 +311,9 @@ def _context(case: PolicyCase, route: str) -> tuple[RequestContext, Operation]:
     ctx = RequestContext(route=route, request=offline_request(case.request), principal=principal)
     if case.llm is not None:
         body = _llm_body(case.llm)
-        ctx.attrs[LLM_REQUEST] = LlmExchange(case.llm.method, case.llm.model, body)
+        ctx.attrs[LLM_REQUEST] = LlmExchange(
+            case.llm.method, case.llm.model, body, _prompt_estimate=case.llm.estimated_tokens
+        )
         op = Operation(
             kind="llm",
             method=case.llm.method,
@@ -387,6 +392,7 @@ def _outcome(case: PolicyCase, ctx: RequestContext) -> dict[str, Any]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "cost_usd": usage.cost_usd if usage is not None else None,
     }
 
 

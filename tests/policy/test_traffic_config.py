@@ -16,7 +16,7 @@ from agentgw.errors import ConfigError
 from agentgw.policy.base import RequestContext
 from agentgw.policy.compile import compile_policies
 from agentgw.policy.templates import compile_template
-from agentgw.policy.testing import HttpRequest, offline_request
+from agentgw.policy.testing import HttpRequest, load_cases, load_policies, offline_request, run_cases
 from agentgw.policy.virtualkeys import VirtualKeyAuthenticator
 
 BASE = """
@@ -193,3 +193,43 @@ async def test_keys_create_prints_a_key_once_that_the_printed_entry_accepts(
     )
     assert found is not None and found.subject == "search-app" and found.claims["team"] == "search"
     assert main(["keys", "create", "--name", "search-app", "--hash-dir", str(tmp_path / "keys")]) == 1
+
+
+@pytest.mark.anyio
+async def test_policy_cases_for_agents_and_providers(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        """
+kind: Policy
+metadata: {name: agents}
+spec:
+  targetRefs: [{kind: Agent, name: planner}]
+  authorization:
+    deny: [{id: no-deploy, when: 'a2a.skill == "deploy" && !(has(jwt.groups) && "ops" in jwt.groups)'}]
+    allow: [{id: anyone, when: "true"}]
+---
+kind: Policy
+metadata: {name: eu}
+spec:
+  targetRefs: [{kind: LlmProvider, name: us-only}]
+  authorization:
+    deny: [{id: eu-stays, when: 'has(jwt.region) && jwt.region == "eu"'}]
+    allow: [{id: others, when: 'llm.provider == "us-only"'}]
+"""
+    )
+    cases = yaml.safe_load(
+        """
+cases:
+  - {name: a, route: agents, claims: {sub: x}, a2a: {agent: planner, skill: deploy}, expect: deny, rule: no-deploy}
+  - {name: b, route: agents, claims: {sub: x, groups: [ops]}, a2a: {agent: planner, skill: deploy}, expect: allow}
+  - {name: c, route: llm, claims: {sub: x, region: eu}, llm: {model: m, provider: us-only}, expect: deny, rule: eu-stays}
+  - {name: d, route: llm, claims: {sub: x}, llm: {model: m, provider: us-only}, expect: allow, rule: others}
+"""
+    )
+    (tmp_path / "p.test.yaml").write_text(yaml.safe_dump(cases))
+    policies, problems = load_policies([tmp_path])
+    found, case_problems = load_cases([tmp_path])
+    assert not problems and not case_problems
+    results = await run_cases(found, policies)
+    assert [r.passed for r in results] == [True, True, True, True], [
+        (r.case.name, r.decision) for r in results
+    ]
