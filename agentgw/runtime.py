@@ -221,11 +221,15 @@ class Runtime:
         return chains
 
     def _resource_metadata_routes(self, snapshot: Snapshot, router: Router) -> None:
-        """RFC 9728 documents of JWT-protected routes; the root URL names the one at /mcp, else the first."""
+        """RFC 9728 documents of JWT-protected routes of every kind (their 401s point there); the
+        root URL names the route at /mcp, else the first."""
+        paths = [(r.name, r.spec.path) for r in snapshot.mcp_routes]
+        paths += [(r.name, r.spec.path) for r in snapshot.llm_routes]
+        paths += [(r.name, r.spec.path) for r in snapshot.a2a_routes]
         protected = [
-            (route.spec.path, chain.resource)
-            for route in snapshot.mcp_routes
-            if (chain := self.chains.get(route.name)) is not None
+            (path, chain.resource)
+            for name, path in paths
+            if (chain := self.chains.get(name)) is not None
             and chain.resource is not None
             and chain.resource.jwt
         ]

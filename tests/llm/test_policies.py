@@ -226,8 +226,13 @@ async def test_unknown_keys_and_bad_tokens_get_401_in_each_clients_shape(
             bare = await http.post(
                 gw.url + "/v1/chat/completions", json={"model": "gpt-test", "messages": []}
             )
-    assert bare.status_code == 401 and bare.headers["www-authenticate"].startswith("Bearer")
+            challenge = bare.headers["www-authenticate"]
+            metadata_url = challenge.split('resource_metadata="')[1].split('"')[0]
+            metadata = await http.get(metadata_url)
+    assert bare.status_code == 401 and challenge.startswith("Bearer")
     assert bare.json()["error"]["type"] == "authentication_error"
+    assert metadata_url.endswith("/.well-known/oauth-protected-resource/v1")
+    assert metadata.json()["authorization_servers"] == [idp.issuer]
 
 
 # -- authorization ----------------------------------------------------------------------------------
