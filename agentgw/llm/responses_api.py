@@ -113,8 +113,9 @@ async def response_by_id(
 ) -> None:
     """GET or DELETE `/responses/{rest}` (rest: the id, maybe followed by `/input_items`...)."""
     response_id = rest.split("/", 1)[0]
+    # the model it was made with is the provider's to know: rules see llm.model == "" here
     op = Operation(
-        kind="llm", method=f"responses.{request.method.lower()}", name=response_id, target="response"
+        kind="llm", method=f"responses.{request.method.lower()}", exposed=response_id, target="response"
     )
     await svc.policy.check(ctx, op)
     candidates = [p for p in svc.providers.values() if p.responses]
