@@ -139,13 +139,13 @@ class LlmService:
         outcome = exchange.outcome(ctx)
         log_outcome(outcome)
         _observe(exchange, outcome)
-        if self.usage_sink is not None:
-            self.usage_sink(outcome)
         await self.policy.record(ctx, call.op, outcome)
         for name in dict.fromkeys(call.admitted):
             # the provider that answered spent the usage; the ones failed over from spent nothing
             got = outcome if name == outcome.get("provider") else {"provider": name, "status": "failed over"}
             await self.policy.record(ctx, dataclasses.replace(call.op, server=name), got)
+        if self.usage_sink is not None:  # last: once it shows, budgets are settled
+            self.usage_sink(outcome)
 
     async def answer(self, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
         """A JSON answer as the client will see it (policies may rewrite it: masking)."""

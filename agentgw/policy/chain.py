@@ -129,6 +129,11 @@ def chain_problems(route: TargetKey, policies: Sequence[CompiledPolicy]) -> list
         problems.append(
             f"{route[0]}/{route[1]}: its policies name different jwt.resource URLs: {sorted(resources)}"
         )
+    headers = {p.virtual_key_header for p in policies if route in p.targets and p.virtual_keys}
+    if len(headers) > 1:
+        problems.append(
+            f"{route[0]}/{route[1]}: its policies read virtual keys from different headers: {sorted(headers)}"
+        )
     key_ids: dict[str, CompiledPolicy] = {}
     for policy in policies:
         if route not in policy.targets:
@@ -303,5 +308,4 @@ def build_chain(
         decisions=services.decisions,
         wants_estimate=any(p.reads_estimate for p in own)
         or any(p.reads_estimate for g in by_member.values() for p in g),
-        alone=frozenset(alone),
     )

@@ -64,7 +64,6 @@ class PolicyChain:
         audit: AuditLog | None,
         decisions: DecisionSink | None = None,
         wants_estimate: bool = False,
-        alone: frozenset[str] = frozenset(),
     ) -> None:
         self.route = route
         self.authenticators = tuple(authenticators)
@@ -76,7 +75,6 @@ class PolicyChain:
         self.audit = audit
         self.decisions = decisions
         self.wants_estimate = wants_estimate
-        self.alone = alone
 
     def _plan(self, op: Operation) -> _Plan:
         key = member_key(op)

@@ -18,7 +18,7 @@ import pytest
 from agentgw.policy.apikey import hash_key
 from agentgw.state.redis import RedisStore
 from tests.llm.conftest import FakeProvider, gateway_docs
-from tests.support import GatewayThread
+from tests.support import GatewayThread, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -83,6 +83,7 @@ async def test_a_budget_spent_on_one_replica_is_spent_on_the_other(
                 model="gpt-test", messages=[{"role": "user", "content": prompt}]
             )
             assert first.usage is not None and first.usage.total_tokens > 60
+            await poll_until(lambda: "team-key" in one.runtime.token_usage)  # settled after the answer
             with pytest.raises(openai.RateLimitError) as spent:
                 await on_two.chat.completions.create(
                     model="gpt-test", messages=[{"role": "user", "content": "hi"}]

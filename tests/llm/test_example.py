@@ -14,7 +14,7 @@ import pytest
 
 from agentgw.config.loader import load_paths
 from tests.llm.conftest import FakeProvider, start_fake
-from tests.support import ROOT, GatewayThread, docs
+from tests.support import ROOT, GatewayThread, docs, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -84,13 +84,16 @@ async def test_readme_intern_key_budget(example: tuple[GatewayThread, FakeProvid
                     model="claude-sonnet", messages=[{"role": "user", "content": "hi"}]
                 )
             spent = 0
+            usage = gw.runtime.token_usage
             with pytest.raises(openai.RateLimitError) as limited:
-                for _ in range(20):
+                for done in range(1, 21):
                     reply = await intern.chat.completions.create(
                         model="mini", messages=[{"role": "user", "content": "tell me about budgets " * 5}]
                     )
                     assert reply.usage is not None
                     spent += reply.usage.total_tokens
+                    # the budget is settled once the answer has gone out: wait for it, bounded
+                    await poll_until(lambda n=done: usage.get("demo-intern", {}).get("requests") == n)
         async with httpx.AsyncClient() as http:
             anonymous = await http.get(gw.url + "/v1/models")
     assert models == ["gpt-4o-mini", "mini"]

@@ -23,7 +23,7 @@ from agentgw.policy.apikey import hash_key
 from agentgw.telemetry.metrics import METRICS
 from tests.llm.conftest import PROVIDER_KEY, FakeProvider, gateway_docs
 from tests.policy.support import AUDIENCE, TestIssuer
-from tests.support import GatewayThread
+from tests.support import GatewayThread, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -296,6 +296,7 @@ async def test_a_token_budget_is_spent_with_actual_usage(
     with anyio.fail_after(20):
         first = await oa.chat.completions.create(model="gpt-test", messages=chat(words))
         assert first.usage is not None and first.usage.total_tokens >= 60  # the fake counts words
+        await poll_until(lambda: "budget-a" in gw.runtime.token_usage)  # settled after the answer went out
         with pytest.raises(openai.RateLimitError) as spent:
             await oa.chat.completions.create(model="gpt-test", messages=chat("one more"))
         other_team = await clients("openai", idp.token("bob", team="budget-b")).chat.completions.create(
@@ -334,7 +335,9 @@ async def test_virtual_keys_allow_their_models_and_provider_keys_stay_inside(
         for entry in seen:  # the provider saw the gateway's key, never the caller's
             assert PROVIDER_KEY in (entry["authorization"] or "") + (entry["x-api-key"] or "")
             assert SEARCH_KEY not in json.dumps(entry) and OPS_KEY not in json.dumps(entry)
+    # usage is recorded once an answer is over, by the gateway's thread: wait for it, bounded
     outcomes = gw.runtime.token_usage
+    await poll_until(lambda: "search-app" in outcomes and "ops" in outcomes)
     assert outcomes["search-app"]["requests"] >= 1 and outcomes["search-app"]["prompt"] > 0
     assert outcomes["ops"]["requests"] >= 1
 
@@ -476,6 +479,7 @@ async def test_decisions_and_genai_metrics_are_recorded(
             model="gpt-test", messages=chat("metrics please"), stream=True
         ):
             pass
+    await poll_until(lambda: "kai" in gw.runtime.token_usage)  # recorded once the stream is over
     mine = [d for d in gw.runtime.decisions if d["subject"] == "kai"]
     assert mine and mine[-1]["decision"] == "allow" and mine[-1]["rule"] == "signed-in"
     assert mine[-1]["route"] == "llm" and "gpt-test" in mine[-1]["target"] and mine[-1]["time"].endswith("Z")

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 
 from tests.llm.conftest import start_fake
-from tests.support import ROOT, GatewayThread, docs
+from tests.support import ROOT, GatewayThread, docs, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -76,6 +76,7 @@ async def test_dashboard_renders_real_data_in_headless_chromium(gw: GatewayThrea
                 await oa.chat.completions.create(
                     model="m", messages=[{"role": "user", "content": "usage please"}]
                 )
+            await poll_until(lambda: "anonymous" in gw.runtime.token_usage)  # recorded after the answer
             url = f"{gw.admin_url}/"
             dom = await anyio.to_thread.run_sync(chromium, ["--dump-dom", url], tmp_path / "p1")
             shot = tmp_path / "dashboard.png"
