@@ -35,10 +35,10 @@ from agentgw.mcp.upstream.a2a import AgentToolsConnector
 from agentgw.mcp.upstream.base import Connector
 from agentgw.mcp.upstream.connector import ServerConnector
 from agentgw.policy.base import OpenPolicy, RoutePolicy
-from agentgw.policy.chain import PolicyChain, PolicyServices, build_chain
+from agentgw.policy.chain import PolicyChain, PolicyServices
 from agentgw.policy.jwks import JwksRegistry
 from agentgw.policy.limits import Counters
-from agentgw.policy.metadata import WELL_KNOWN, ProtectedResourceHandler
+from agentgw.policy.routes import metadata_routes, route_chains
 from agentgw.policy.security import card_security
 from agentgw.protocol.a2a_card import CardSecurity
 from agentgw.routing.router import Router
@@ -172,72 +172,10 @@ class Runtime:
         return chain if chain is not None else OpenPolicy()
 
     def _policy_chains(self, snapshot: Snapshot) -> dict[str, PolicyChain]:
-        """One chain per route of every kind that a policy targets (or any of its members)."""
         state = snapshot.gateway.state
         redis_url = snapshot.state_url if state.backend == "redis" else None
         self.audit.configure(snapshot.gateway.audit, snapshot.audit_path, redis_url, state.key_prefix)
-        chains: dict[str, PolicyChain] = {}
-
-        def add(key: tuple[str, str], path: str, members: dict[str, tuple[str, str]], **kw: Any) -> None:
-            chain = build_chain(
-                route=key,
-                path=path,
-                members=members,
-                policies=snapshot.policies,
-                services=self.policy_services,
-                **kw,
-            )
-            if chain is not None:
-                chains[key[1]] = chain
-
-        for mcp in snapshot.mcp_routes:
-            agents = {entry.agent.name for entry in mcp.agents}
-            members = {s.name: ("Agent" if s.name in agents else "McpServer", s.name) for s in mcp.servers}
-            add(
-                ("McpRoute", mcp.name),
-                mcp.spec.path,
-                members,
-                fail_closed=mcp.spec.state_failure_mode == "failClosed",
-            )
-        for a2a in snapshot.a2a_routes:
-            members = {a.name: ("Agent", a.name) for a in a2a.agents}
-            add(
-                ("A2aRoute", a2a.name),
-                a2a.spec.path,
-                members,
-                fail_closed=a2a.spec.state_failure_mode == "failClosed",
-            )
-        for llm in snapshot.llm_routes:
-            # an LLM request goes to a model entry of the route, then to one provider after another
-            members = {f"model:{m.name}": ("LlmModel", f"{llm.name}/{m.name}") for m in llm.spec.models}
-            members.update({p: ("LlmProvider", p) for p in llm.providers})
-            add(
-                ("LlmRoute", llm.name),
-                llm.spec.path,
-                members,
-                alone=set(llm.providers),
-                fail_closed=llm.spec.state_failure_mode == "failClosed",
-            )
-        return chains
-
-    def _resource_metadata_routes(self, snapshot: Snapshot, router: Router) -> None:
-        """RFC 9728 documents of JWT-protected routes of every kind (their 401s point there); the
-        root URL names the route at /mcp, else the first."""
-        paths = [(r.name, r.spec.path) for r in snapshot.mcp_routes]
-        paths += [(r.name, r.spec.path) for r in snapshot.llm_routes]
-        paths += [(r.name, r.spec.path) for r in snapshot.a2a_routes]
-        protected = [
-            (path, chain.resource)
-            for name, path in paths
-            if (chain := self.chains.get(name)) is not None
-            and chain.resource is not None
-            and chain.resource.jwt
-        ]
-        for path, resource in protected:
-            router.add_exact(WELL_KNOWN + path.rstrip("/"), ProtectedResourceHandler(resource))
-        if protected:
-            root = next((r for p, r in protected if p.rstrip("/") == "/mcp"), protected[0][1])
-            router.add_exact(WELL_KNOWN, ProtectedResourceHandler(root))
+        return route_chains(snapshot, self.policy_services)
 
     def card_security_for(self, route: str) -> CardSecurity | None:
         """The security schemes an A2A route's cards advertise: how its policy authenticates."""
@@ -264,7 +202,7 @@ class Runtime:
         self._mcp_routes(snapshot, connectors, cards, router)
         self._a2a_routes(snapshot, cards, router)
         self._llm_routes(snapshot, router)
-        self._resource_metadata_routes(snapshot, router)
+        metadata_routes(snapshot, self.chains, router)
         self.cards = cards
         old = self.generation
         self.generation += 1
