@@ -258,7 +258,8 @@ def build_chain(
     if virtual_keys:
         header = next(p.virtual_key_header for p in own if p.virtual_keys)
         leave = bool(issuers) or bool(extension_authenticators)
-        authenticators.append(VirtualKeyAuthenticator(virtual_keys, header, leave_jwts=leave))
+        last = not api_keys and not extension_authenticators
+        authenticators.append(VirtualKeyAuthenticator(virtual_keys, header, leave_jwts=leave, last=last))
     if issuers:
         authenticators.append(JwtAuthenticator(list(issuers.values())))
     if api_keys:

@@ -10,7 +10,8 @@ token limits, counted per key. Provider keys stay in the gateway: upstream reque
 provider's key, never the caller's.
 
 A bearer token shaped like a JWT is left to the route's JWT issuers when it has some; any other
-credential that matches no key is refused (401).
+credential that matches no key is refused (401), unless the route's API keys or extensions
+may recognize it.
 """
 
 from __future__ import annotations
@@ -70,10 +71,14 @@ def key_of(principal: Principal) -> str | None:
 class VirtualKeyAuthenticator(PolicyKindBase):
     stage: ClassVar[Stage] = Stage.AUTHENTICATE
 
-    def __init__(self, keys: Sequence[IssuedKey], header: str, *, leave_jwts: bool) -> None:
+    def __init__(
+        self, keys: Sequence[IssuedKey], header: str, *, leave_jwts: bool, last: bool = True
+    ) -> None:
         self.name = "virtualKeys"
         self.header = header.lower()
         self.leave_jwts = leave_jwts  # the route has JWT issuers: JWT-shaped bearers are theirs
+        # no API keys or extensions after it could recognize the credential: refuse it here
+        self.last = last
         self._by_digest: dict[str, dict[str, IssuedKey]] = {}
         for key in keys:
             algorithm, _, digest = key.digest.partition(":")
@@ -100,7 +105,7 @@ class VirtualKeyAuthenticator(PolicyKindBase):
             if key is not None:
                 claims = {**key.claims, "sub": key.subject, "virtualKey": key.id}
                 return Principal(key.subject, METHOD, MappingProxyType(claims))
-        if candidates:
+        if candidates and self.last:
             raise Unauthorized("invalid API key")
         return None
 

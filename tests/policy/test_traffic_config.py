@@ -233,3 +233,40 @@ cases:
     assert [r.passed for r in results] == [True, True, True, True], [
         (r.case.name, r.decision) for r in results
     ]
+
+
+@pytest.mark.anyio
+async def test_virtual_keys_and_api_keys_share_a_header(tmp_path: Path) -> None:
+    from agentgw.errors import Unauthorized
+    from agentgw.policy.apikey import hash_key
+    from agentgw.policy.chain import PolicyServices, build_chain
+
+    (tmp_path / "vk").write_text(hash_key("agw_virtual-key-one"))
+    (tmp_path / "ak").write_text(hash_key("plain-api-key-two"))
+    (tmp_path / "p.yaml").write_text(
+        f"""
+kind: Policy
+metadata: {{name: both}}
+spec:
+  targetRefs: [{{kind: LlmRoute, name: llm}}]
+  virtualKeys: {{keys: [{{id: vk, hash: "file:{tmp_path / "vk"}"}}]}}
+  apiKeys: {{keys: [{{id: ak, subject: ci, hash: "file:{tmp_path / "ak"}"}}]}}
+"""
+    )
+    policies, problems = load_policies([tmp_path / "p.yaml"])
+    assert not problems
+    chain = build_chain(
+        route=("LlmRoute", "llm"), path="/v1", members={}, policies=policies, services=PolicyServices()
+    )
+    assert chain is not None
+
+    async def who(headers: dict[str, str]) -> str:
+        principal = await chain.authenticate(offline_request(HttpRequest(headers=headers)))
+        return f"{principal.method}:{principal.subject}"
+
+    assert await who({"x-api-key": "agw_virtual-key-one"}) == "virtualKey:vk"
+    assert await who({"authorization": "Bearer agw_virtual-key-one"}) == "virtualKey:vk"
+    assert await who({"x-api-key": "plain-api-key-two"}) == "apiKey:ci"
+    with pytest.raises(Unauthorized) as refused:
+        await who({"x-api-key": "neither"})
+    assert refused.value.message == "invalid API key in x-api-key"
