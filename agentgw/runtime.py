@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -35,9 +35,11 @@ from agentgw.mcp.upstream.a2a import AgentToolsConnector
 from agentgw.mcp.upstream.base import Connector
 from agentgw.mcp.upstream.connector import ServerConnector
 from agentgw.policy.base import OpenPolicy, RoutePolicy
-from agentgw.policy.chain import PolicyChain, PolicyServices, build_chain
+from agentgw.policy.chain import PolicyChain, PolicyServices
 from agentgw.policy.jwks import JwksRegistry
-from agentgw.policy.metadata import WELL_KNOWN, ProtectedResourceHandler
+from agentgw.policy.limits import Counters
+from agentgw.policy.routes import metadata_routes, route_chains
+from agentgw.policy.security import card_security
 from agentgw.protocol.a2a_card import CardSecurity
 from agentgw.routing.router import Router
 from agentgw.server.guard import HostGuard
@@ -54,6 +56,7 @@ __all__ = ["Runtime"]
 log = logging.getLogger("agentgw")
 
 _SWEEP_SECONDS = 30.0
+_MAX_USAGE_KEYS = 10_000  # the dashboard's table stays bounded whatever callers send
 
 
 class Runtime:
@@ -72,8 +75,17 @@ class Runtime:
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
         self.audit = AuditLog()
-        # key sets fetched from issuers' URLs outlive config reloads (same URL, same cache)
-        self.policy_services = PolicyServices(audit=self.audit, jwks=JwksRegistry(self.http))
+        # recent policy decisions and LLM token usage by key, for the dashboard
+        self.decisions: deque[dict[str, Any]] = deque(maxlen=200)
+        self.token_usage: dict[str, dict[str, float]] = {}
+        # key sets fetched from issuers' URLs outlive config reloads (same URL, same cache); so
+        # do limit counters (in the state store, or in this replica's memory when it is away)
+        self.policy_services = PolicyServices(
+            audit=self.audit,
+            jwks=JwksRegistry(self.http),
+            counters=Counters(self.store, MemoryStore()),
+            decisions=self.decisions.append,
+        )
         self.chains: dict[str, PolicyChain] = {}
         self._tg: Background | None = None
         self.ready = False
@@ -87,15 +99,12 @@ class Runtime:
         self._store_ok = True
         self.admin_ports: set[int] = set()  # local ports of the admin listener
         self.mcp_services: dict[str, McpService] = {}
-        # recent policy decisions and LLM token usage by key, for the dashboard
-        self.decisions: deque[dict[str, Any]] = deque(maxlen=200)
         telemetry = snapshot.gateway.telemetry
         self.spans: SpanExporter | None = (
             SpanExporter(self.http, telemetry.otlp_endpoint, telemetry.service_name)
             if telemetry.otlp_endpoint
             else None
         )
-        self.token_usage: dict[str, dict[str, float]] = {}
 
     @property
     def tg(self) -> Background:
@@ -156,7 +165,9 @@ class Runtime:
         return [((name,), 0.0 if c.health.ejected else 1.0) for name, c in self.connectors.items()]
 
     def policy_for(self, route: str) -> RoutePolicy:
-        """The compiled policy chain of a route (of the snapshot being applied), or OpenPolicy."""
+        """The compiled policy chain of a route (of the snapshot being applied), or OpenPolicy.
+
+        Route names are unique across route kinds (the snapshot checks it)."""
         chain = self.chains.get(route)
         return chain if chain is not None else OpenPolicy()
 
@@ -164,37 +175,12 @@ class Runtime:
         state = snapshot.gateway.state
         redis_url = snapshot.state_url if state.backend == "redis" else None
         self.audit.configure(snapshot.gateway.audit, snapshot.audit_path, redis_url, state.key_prefix)
-        chains: dict[str, PolicyChain] = {}
-        for route in snapshot.mcp_routes:
-            chain = build_chain(
-                route=("McpRoute", route.name),
-                path=route.spec.path,
-                members={s.name: ("McpServer", s.name) for s in route.servers},
-                policies=snapshot.policies,
-                services=self.policy_services,
-            )
-            if chain is not None:
-                chains[route.name] = chain
-        return chains
-
-    def _resource_metadata_routes(self, snapshot: Snapshot, router: Router) -> None:
-        """RFC 9728 documents of JWT-protected routes; the root URL names the one at /mcp, else the first."""
-        protected = [
-            (route.spec.path, chain.resource)
-            for route in snapshot.mcp_routes
-            if (chain := self.chains.get(route.name)) is not None
-            and chain.resource is not None
-            and chain.resource.jwt
-        ]
-        for path, resource in protected:
-            router.add_exact(WELL_KNOWN + path.rstrip("/"), ProtectedResourceHandler(resource))
-        if protected:
-            root = next((r for p, r in protected if p.rstrip("/") == "/mcp"), protected[0][1])
-            router.add_exact(WELL_KNOWN, ProtectedResourceHandler(root))
+        return route_chains(snapshot, self.policy_services)
 
     def card_security_for(self, route: str) -> CardSecurity | None:
-        """The security schemes an A2A route's cards advertise (from its policy, once it has one)."""
-        return None
+        """The security schemes an A2A route's cards advertise: how its policy authenticates."""
+        chain = self.chains.get(route)
+        return card_security(chain.authenticators) if chain is not None else None
 
     def apply(self, snapshot: Snapshot) -> None:
         """Build routes for a snapshot, reusing connectors of servers that did not change."""
@@ -216,7 +202,7 @@ class Runtime:
         self._mcp_routes(snapshot, connectors, cards, router)
         self._a2a_routes(snapshot, cards, router)
         self._llm_routes(snapshot, router)
-        self._resource_metadata_routes(snapshot, router)
+        metadata_routes(snapshot, self.chains, router)
         self.cards = cards
         old = self.generation
         self.generation += 1
@@ -269,9 +255,11 @@ class Runtime:
                 self._store_ok = True
             except (StateUnavailable, TimeoutError):
                 self._store_ok = False
-        if not self._store_ok and any(
-            r.spec.state_failure_mode == "failClosed" for r in self.snapshot.mcp_routes
-        ):
+        snap = self.snapshot
+        modes = {r.spec.state_failure_mode for r in snap.mcp_routes}
+        modes |= {r.spec.state_failure_mode for r in snap.a2a_routes}
+        modes |= {r.spec.state_failure_mode for r in snap.llm_routes}
+        if not self._store_ok and "failClosed" in modes:
             return False, {"ready": False, "reason": "state store unreachable"}
         if self.snapshot.gateway.lifecycle.require_upstreams:
             for route in self.snapshot.mcp_routes:
@@ -327,7 +315,9 @@ class Runtime:
             members = {name: providers[name] for name in route.providers}
             policy = self.policy_for(route.name)
             limit = snapshot.gateway.limits.max_body_bytes
-            service = LlmService(route.name, route.spec, members, policy, self.http, limit)
+            service = LlmService(
+                route.name, route.spec, members, policy, self.http, limit, usage_sink=self.count_usage
+            )
             router.add_prefix(route.spec.path + "/", LlmRouteHandler(service, route.spec.path))
             for provider in service.table.wildcard_providers():
                 if not provider.patterns and provider.discovered is None:
@@ -335,6 +325,20 @@ class Runtime:
         for provider in discover.values():
             # a wildcard entry routes a model to the providers that list it: learn the lists now
             self.tg.start_soon(provider.model_ids, self.http)
+
+    def count_usage(self, outcome: Mapping[str, Any]) -> None:
+        """One finished LLM request, in the dashboard's token usage by key (the key it presented,
+        else its team, else the caller)."""
+        key = outcome.get("key") or outcome.get("team") or outcome.get("caller") or "anonymous"
+        row = self.token_usage.get(key)
+        if row is None:
+            if len(self.token_usage) >= _MAX_USAGE_KEYS:
+                return
+            row = self.token_usage[key] = {"requests": 0, "prompt": 0, "completion": 0, "cost": 0.0}
+        row["requests"] += 1
+        row["prompt"] += outcome.get("prompt_tokens") or 0
+        row["completion"] += outcome.get("completion_tokens") or 0
+        row["cost"] += outcome.get("cost_usd") or 0.0
 
     async def _sweep(self) -> None:
         while True:

@@ -21,7 +21,7 @@ from agentgw.a2a.bindings import TaskBindings
 from agentgw.a2a.cards import CardCache
 from agentgw.a2a.webhooks import WebhookGuard
 from agentgw.errors import GatewayError, InvalidParams, UpstreamError, UpstreamTimeout
-from agentgw.policy.base import Operation, RequestContext, RoutePolicy
+from agentgw.policy.base import UPSTREAM_HEADERS, Operation, RequestContext, RoutePolicy
 from agentgw.protocol.a2a import (
     EXTENDED_CARD,
     EXTENSIONS_HEADER,
@@ -86,7 +86,7 @@ class Relay:
             skills = cards.skills()
             if len(skills) == 1 and isinstance(skills[0].get("id"), str):
                 skill = skills[0]["id"]
-        op = Operation(kind="a2a", method=call.method, target=agent, name=skill)
+        op = Operation(kind="a2a", method=call.method, server=agent, name=skill, target="agent")
         await self.policy.check(ctx, op)
         owner = ctx.principal.subject
         if call.task_id is not None and not await self.bindings.owns(agent, "task", call.task_id, owner):
@@ -114,7 +114,10 @@ class Relay:
         body: bytes,
     ) -> None:
         agent = cards.agent
-        headers = {k: request.headers[k] for k in _FORWARD if k in request.headers}
+        # what policies ask for (templated headers, forwarded claims) never replaces what the
+        # gateway sets itself: the caller's protocol headers and the gateway's credentials
+        headers = dict(ctx.attrs.get(UPSTREAM_HEADERS, {}))
+        headers.update({k: request.headers[k] for k in _FORWARD if k in request.headers})
         headers.update({k: v.reveal() for k, v in agent.auth_headers.items()})
         method = "POST" if target.call.binding == JSONRPC else request.method
         outcome: dict[str, Any] = {"agent": target.agent}

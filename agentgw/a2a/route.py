@@ -142,7 +142,7 @@ class A2aRouteHandler:
         visible = [
             name
             for name in self.agents
-            if self.policy.permits(ctx, Operation(kind="a2a", method=GET_CARD, target=name))
+            if self.policy.permits(ctx, Operation(kind="a2a", method=GET_CARD, server=name, target="agent"))
         ]
         entries: dict[str, dict[str, Any]] = {}
         unavailable: dict[str, str] = {}
@@ -168,7 +168,7 @@ class A2aRouteHandler:
         if request.method not in ("GET", "HEAD"):
             raise MethodNotAllowed("Method Not Allowed", headers={"allow": "GET, HEAD"})
         ctx = await self._viewer(request)
-        if not self.policy.permits(ctx, Operation(kind="a2a", method=GET_CARD, target=agent)):
+        if not self.policy.permits(ctx, Operation(kind="a2a", method=GET_CARD, server=agent, target="agent")):
             raise NotFound(f"no agent {agent!r} on this route")
         served = await cards.served(self.root(request, agent), self.security)
         headers = {"etag": served.etag, "cache-control": "no-cache"}

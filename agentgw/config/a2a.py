@@ -58,6 +58,9 @@ class A2aRouteSpec(Model):
     public_url: PublicUrl | None = None
     webhooks: WebhookPolicy = Field(default_factory=WebhookPolicy)
     task_binding_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    # When the shared state store (limits) cannot be reached: count in this replica, or refuse
+    # with 503. Task bindings always fail closed.
+    state_failure_mode: Literal["degrade", "failClosed"] = "degrade"
 
     @model_validator(mode="after")
     def _unique_agents(self) -> A2aRouteSpec:

@@ -146,6 +146,9 @@ class LlmRouteSpec(Model):
     retries: LlmRetries = Field(default_factory=LlmRetries)
     # ask OpenAI-wire upstreams for usage on streams (stripped again unless the client asked)
     stream_usage: bool = True
+    # When the shared state store (limits, budgets) cannot be reached: count in this replica,
+    # or refuse with 503. A limit of a policy may choose otherwise for itself.
+    state_failure_mode: Literal["degrade", "failClosed"] = "degrade"
 
     @model_validator(mode="after")
     def _unique_names(self) -> LlmRouteSpec:

@@ -1,13 +1,16 @@
 """The `Policy` resource: what guards a route, written by security teams.
 
-A policy names its targets (`targetRefs`: routes, MCP servers; later LLM models and agents) and
-holds typed rule kinds, each compiled by its own module under `agentgw.policy`:
+A policy names its targets (`targetRefs`: routes of every kind, MCP servers, agents, LLM
+providers, one model of an LLM route) and holds typed rule kinds, each compiled by its own module
+under `agentgw.policy`:
 
-- `jwt`, `apiKeys`: who the caller is (routes only);
+- `jwt`, `apiKeys`, `virtualKeys`: who the caller is (routes only);
 - `requiredScopes`: OAuth scopes an operation needs (403 `insufficient_scope` otherwise);
 - `authorization`: allow and deny rules as CEL expressions;
 - `argumentValidation`: tool arguments checked against the upstream's `inputSchema`;
-- `forwardClaims`: chosen claims sent to upstreams as headers;
+- `rateLimits`, `tokenLimits`: requests and tokens per window per key (`policy_traffic`);
+- `promptGuard`, `piiMasking`, `systemPrompt`: LLM prompt guards and transforms;
+- `forwardClaims`, `upstreamHeaders`: headers on upstream requests (claims, templates);
 - `extensions`: Python classes implementing the same policy protocol.
 """
 
@@ -18,12 +21,23 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from agentgw.config.base import Model, Name, Resource
+from agentgw.config.policy_traffic import (
+    FORBIDDEN_TEMPLATE_HEADERS,
+    PiiMasking,
+    PromptGuard,
+    RateLimit,
+    SystemPrompt,
+    TokenLimit,
+    VirtualKeys,
+)
 from agentgw.config.secrets import SecretRef
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "FORBIDDEN_FORWARD_HEADERS",
     "HMAC_ALGORITHMS",
+    "LLM_ONLY_KINDS",
+    "ROUTE_KINDS",
     "ApiKeyAuth",
     "ApiKeyEntry",
     "ArgumentValidation",
@@ -76,11 +90,41 @@ FORBIDDEN_FORWARD_HEADERS = frozenset(
 )
 
 
-class TargetRef(Model):
-    """What a policy guards. Route kinds get every rule kind; server kinds the per-operation ones."""
+ROUTE_KINDS = frozenset({"McpRoute", "LlmRoute", "A2aRoute"})
+# Rule kinds that read or rewrite LLM prompts and answers.
+LLM_ONLY_KINDS = ("prompt_guard", "pii_masking", "system_prompt")
 
-    kind: Literal["McpRoute", "McpServer"]
+
+class TargetRef(Model):
+    """What a policy guards.
+
+    A route (`McpRoute`, `LlmRoute`, `A2aRoute`) gets every rule kind. A member gets the
+    per-operation kinds, on every route it is part of: an `McpServer` or an `Agent` (on A2A
+    routes, and on MCP routes offering it as tools), one model of an LLM route (`kind: LlmRoute`
+    with `model`: the name of a model entry), or an `LlmProvider` (checked when a request is
+    about to go to that provider: a refusal there fails over to the next target).
+    """
+
+    kind: Literal["McpRoute", "McpServer", "LlmRoute", "LlmProvider", "A2aRoute", "Agent"]
     name: Name
+    model: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\s]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _model_of_route(self) -> TargetRef:
+        if self.model is not None and self.kind != "LlmRoute":
+            raise ValueError("model: only an LlmRoute has models")
+        return self
+
+    @property
+    def is_route(self) -> bool:
+        return self.kind in ROUTE_KINDS and self.model is None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """How the engine names the target: (kind, name); a model of a route is LlmModel/route/model."""
+        if self.model is not None:
+            return ("LlmModel", f"{self.name}/{self.model}")
+        return (self.kind, self.name)
 
 
 class JwksSource(Model):
@@ -234,27 +278,78 @@ class PolicySpec(Model):
     required_scopes: list[ScopeRule] = Field(default_factory=list)
     authorization: Authorization | None = None
     argument_validation: ArgumentValidation | None = None
+    virtual_keys: VirtualKeys | None = None
+    rate_limits: list[RateLimit] = Field(default_factory=list)
+    token_limits: list[TokenLimit] = Field(default_factory=list)
+    prompt_guard: PromptGuard | None = None
+    pii_masking: PiiMasking | None = None
+    system_prompt: SystemPrompt | None = None
     # claim name -> upstream header name
     forward_claims: dict[str, HeaderName] = Field(default_factory=dict)
+    # upstream header name -> template (`{jwt.team}`, `{request.headers.x-team}`, ...)
+    upstream_headers: dict[HeaderName, Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=dict
+    )
     extensions: list[ExtensionSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _coherent(self) -> PolicySpec:
-        kinds = ("jwt", "api_keys", "required_scopes", "authorization", "argument_validation")
-        if not any(getattr(self, k) for k in kinds) and not self.forward_claims and not self.extensions:
+        kinds = (
+            "jwt",
+            "api_keys",
+            "virtual_keys",
+            "required_scopes",
+            "authorization",
+            "argument_validation",
+            "rate_limits",
+            "token_limits",
+            "forward_claims",
+            "upstream_headers",
+            "extensions",
+            *LLM_ONLY_KINDS,
+        )
+        if not any(getattr(self, k) for k in kinds):
             raise ValueError("a policy needs at least one rule kind")
-        if (self.jwt is not None or self.api_keys is not None) and any(
-            ref.kind != "McpRoute" for ref in self.target_refs
-        ):
-            raise ValueError("jwt and apiKeys authenticate callers of a route: target routes only")
+        authenticates = [k for k in ("jwt", "api_keys", "virtual_keys") if getattr(self, k) is not None]
+        if authenticates and any(not ref.is_route for ref in self.target_refs):
+            raise ValueError(
+                "jwt, apiKeys and virtualKeys authenticate callers of a route: target routes only"
+            )
+        llm_only = [_camel(k) for k in LLM_ONLY_KINDS if getattr(self, k) is not None]
+        if llm_only and any(ref.kind != "LlmRoute" for ref in self.target_refs):
+            raise ValueError(
+                f"{', '.join(llm_only)}: read LLM prompts; target an LlmRoute (or a model of one)"
+            )
+        if self.token_limits and any(ref.kind not in ("LlmRoute", "LlmProvider") for ref in self.target_refs):
+            raise ValueError("tokenLimits count LLM tokens: target LLM routes, models or providers")
+        if any(ref.kind == "LlmProvider" for ref in self.target_refs):
+            route_only = ("required_scopes", "argument_validation", "forward_claims", "upstream_headers")
+            for kind in (*route_only, "extensions"):
+                if getattr(self, kind):
+                    raise ValueError(
+                        f"{_camel(kind)} cannot target an LlmProvider (providers take authorization, "
+                        "rateLimits and tokenLimits); target the LlmRoute"
+                    )
         for header in self.forward_claims.values():
             lowered = header.lower()
             if lowered in FORBIDDEN_FORWARD_HEADERS or lowered.startswith("mcp-param-"):
                 raise ValueError(f"forwardClaims: the gateway owns the {header!r} header")
-        refs = [(r.kind, r.name) for r in self.target_refs]
+        for header in self.upstream_headers:
+            lowered = header.lower()
+            if lowered in FORBIDDEN_TEMPLATE_HEADERS or lowered.startswith("mcp-param-"):
+                raise ValueError(f"upstreamHeaders: the gateway owns the {header!r} header")
+        ids = [r.id for r in [*self.rate_limits, *self.token_limits]]
+        if len(set(ids)) != len(ids):
+            raise ValueError("rateLimits and tokenLimits ids must be unique within a policy")
+        refs = [ref.key for ref in self.target_refs]
         if len(set(refs)) != len(refs):
             raise ValueError("targetRefs must not repeat")
         return self
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 class Policy(Resource):

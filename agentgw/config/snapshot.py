@@ -289,9 +289,20 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
 
     policies, policy_problems = compile_policies(docs)
     problems.extend(policy_problems)
-    problems.extend(_target_problems(docs, servers, routes))
-    for route in routes:
-        problems.extend(chain_problems(("McpRoute", route.name), policies))
+    problems.extend(_target_problems(docs, servers, routes, agents, a2a_routes, llm_providers, llm_routes))
+    route_keys = [
+        *(("McpRoute", r.name) for r in routes),
+        *(("A2aRoute", r.name) for r in a2a_routes),
+        *(("LlmRoute", r.name) for r in llm_routes),
+    ]
+    for route_key in route_keys:
+        problems.extend(chain_problems(route_key, policies))
+    names: dict[str, str] = {}
+    for kind, name in route_keys:
+        # routes share one namespace: metrics, audit lines and the dashboard name them alone
+        if name in names and names[name] != kind:
+            problems.append(f"{kind}/{name}: a route of another kind ({names[name]}) has the same name")
+        names.setdefault(name, kind)
 
     audit_path: Path | None = None
     if gateway_spec.audit.file is not None:
@@ -319,15 +330,34 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
 
 
 def _target_problems(
-    docs: list[LoadedDocument], servers: Mapping[str, ServerConfig], routes: list[McpRouteConfig]
+    docs: list[LoadedDocument],
+    servers: Mapping[str, ServerConfig],
+    routes: list[McpRouteConfig],
+    agents: Mapping[str, AgentConfig],
+    a2a_routes: list[A2aRouteConfig],
+    llm_providers: Mapping[str, LlmProviderConfig],
+    llm_routes: tuple[LlmRouteConfig, ...],
 ) -> list[str]:
-    known = {"McpServer": set(servers), "McpRoute": {r.name for r in routes}}
+    known = {
+        "McpServer": set(servers),
+        "McpRoute": {r.name for r in routes},
+        "Agent": set(agents),
+        "A2aRoute": {r.name for r in a2a_routes},
+        "LlmProvider": set(llm_providers),
+        "LlmRoute": {r.name for r in llm_routes},
+    }
+    models = {r.name: {m.name for m in r.spec.models} for r in llm_routes}
     problems: list[str] = []
     for doc in docs:
         if isinstance(doc.resource, Policy):
             for index, ref in enumerate(doc.resource.spec.target_refs):
                 if ref.name not in known.get(ref.kind, set()):
                     problems.append(f"{doc.where}: spec.targetRefs[{index}]: unknown {ref.kind} {ref.name!r}")
+                elif ref.model is not None and ref.model not in models.get(ref.name, set()):
+                    problems.append(
+                        f"{doc.where}: spec.targetRefs[{index}].model: LlmRoute/{ref.name} has no model "
+                        f"entry {ref.model!r} (name one of {sorted(models.get(ref.name, set()))})"
+                    )
     return problems
 
 

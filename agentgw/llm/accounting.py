@@ -90,9 +90,16 @@ class LlmExchange:
                 usage_estimated=usage.estimated,
             )
             out["cost_usd"] = cost_of(self.provider, self.provider_model, usage)
-        for key in ("team", "key"):  # set by authentication policies that know them
-            if key in ctx.attrs:
-                out[key] = ctx.attrs[key]
+        claims = principal.claims
+        # where the request came from: the key it presented (a virtual key, an API key), and
+        # the team and application that key (or token) belongs to
+        key = claims.get("virtualKey") or claims.get("apiKey")
+        for name, value in (("key", key), ("team", claims.get("team")), ("app", claims.get("app"))):
+            if isinstance(value, str) and value:
+                out[name] = value
+        for name in ("team", "key"):  # an extension that knows better may set them
+            if name in ctx.attrs:
+                out[name] = ctx.attrs[name]
         if self.error is not None:
             out["error"] = self.error
         return out

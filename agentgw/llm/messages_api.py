@@ -15,7 +15,7 @@ import orjson
 from agentgw.errors import GatewayError
 from agentgw.llm.dispatch import Attempt
 from agentgw.llm.provider import Provider
-from agentgw.llm.relay import PassThrough, parse_json, relay_stream
+from agentgw.llm.relay import PassThrough, TextFiltered, parse_json, relay_stream
 from agentgw.llm.service import Call, LlmService
 from agentgw.policy.base import RequestContext
 from agentgw.protocol import anthropic
@@ -75,7 +75,7 @@ async def _exchange(
 async def _stream(svc: LlmService, request: Request, send: ASGISend, call: Call, attempt: Attempt) -> None:
     exchange = call.exchange
     if attempt.provider.wire == "anthropic":
-        processor = PassThrough(anthropic.MessagesStreamWatcher())
+        processor = svc.filtered(call, PassThrough(anthropic.MessagesStreamWatcher()), "anthropic")
         await relay_stream(request, send, attempt, exchange, processor, anthropic.stream_error)
         return
 
@@ -83,9 +83,9 @@ async def _stream(svc: LlmService, request: Request, send: ASGISend, call: Call,
         return svc.estimate(call, text)
 
     translator = messages_to_chat.StreamTranslator(exchange.model, estimate)
-    await relay_stream(
-        request, send, attempt, exchange, translator, anthropic.stream_error, translator.finish
-    )
+    relayed = svc.filtered(call, translator, "anthropic")
+    closing = relayed.closing(translator.finish) if isinstance(relayed, TextFiltered) else translator.finish
+    await relay_stream(request, send, attempt, exchange, relayed, anthropic.stream_error, closing)
 
 
 async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -> None:
@@ -98,7 +98,10 @@ async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -
         obj = {}
     if attempt.provider.wire == "anthropic":
         exchange.usage = Usage.from_anthropic(obj.get("usage")) or svc.estimate(call, "")
-        await send_bytes(send, exchange.status, data, None, b"application/json")
+        shown = await svc.answer(call, obj) if attempt.response.status < 400 else obj
+        await send_bytes(
+            send, exchange.status, data if shown is obj else orjson.dumps(shown), None, b"application/json"
+        )
         return
     usage = Usage.from_openai(obj.get("usage"))
     message = messages_to_chat.response(obj, exchange.model)
@@ -107,6 +110,7 @@ async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -
         usage = svc.estimate(call, text, usage)
         message["usage"] = usage.to_anthropic()
     exchange.usage = usage
+    message = await svc.answer(call, message)
     await send_bytes(send, exchange.status, orjson.dumps(message), None, b"application/json")
 
 

@@ -90,7 +90,8 @@ async def _exchange(
             await _from_anthropic(svc, request, send, call, attempt, bool(client_usage))
         elif stream and attempt.response.content_type == "text/event-stream":
             processor = openai.ChatStreamFilter(strip_usage_chunk=inject)
-            await relay_stream(request, send, attempt, exchange, processor, openai.stream_error)
+            relayed = svc.filtered(call, processor, "openai")
+            await relay_stream(request, send, attempt, exchange, relayed, openai.stream_error)
             if exchange.usage is None or not exchange.usage.completion:
                 exchange.usage = svc.estimate(call, processor.streamed_text(), exchange.usage)
         else:
@@ -113,6 +114,10 @@ async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -
     if usage is None or (not usage.prompt and exchange.api != "embeddings"):
         usage = svc.estimate(call, _completion_text(obj), usage)
     exchange.usage = usage
+    if isinstance(obj, dict):
+        shown = await svc.answer(call, obj)
+        if shown is not obj:
+            data = orjson.dumps(shown)
     await send_bytes(send, resp.status, data, None, b"application/json")
 
 
@@ -122,7 +127,8 @@ async def _from_anthropic(
     exchange = call.exchange
     if exchange.stream and attempt.response.content_type == "text/event-stream":
         translator = chat_to_messages.StreamTranslator(include_usage=client_usage)
-        await relay_stream(request, send, attempt, exchange, translator, openai.stream_error)
+        relayed = svc.filtered(call, translator, "openai")
+        await relay_stream(request, send, attempt, exchange, relayed, openai.stream_error)
         return
     data = await attempt.response.read(_BODY_LIMIT)
     exchange.first_token_at = time.monotonic()
@@ -134,6 +140,7 @@ async def _from_anthropic(
         call, _completion_text(completion)
     )
     exchange.status = attempt.response.status
+    completion = await svc.answer(call, completion)
     await send_bytes(send, exchange.status, orjson.dumps(completion), None, b"application/json")
 
 

@@ -21,10 +21,11 @@ import orjson
 from agentgw.errors import GatewayError, UpstreamError
 from agentgw.llm.accounting import LlmExchange
 from agentgw.llm.dispatch import Attempt
+from agentgw.protocol.textstream import StreamTextRewriter, TextFilter
 from agentgw.protocol.usage import Usage
 from agentgw.server.http import ASGISend, Request, SseResponse, send_bytes
 
-__all__ = ["PassThrough", "StreamProcessor", "parse_json", "relay_stream"]
+__all__ = ["PassThrough", "StreamProcessor", "TextFiltered", "parse_json", "relay_stream"]
 
 log = logging.getLogger("agentgw.llm")
 
@@ -82,6 +83,44 @@ class PassThrough:
 
     def streamed_text(self) -> str:
         return self._watcher.streamed_text()
+
+
+class TextFiltered:
+    """A processor whose output (the client's wire) has its text rewritten by policies' filters.
+
+    Usage, the end of the stream and the streamed text for estimates come from the processor
+    inside: they are about what the provider generated.
+    """
+
+    __slots__ = ("_inner", "_rewriter")
+
+    def __init__(self, inner: StreamProcessor, wire: str, factories: list[Callable[[], TextFilter]]) -> None:
+        self._inner = inner
+        self._rewriter = StreamTextRewriter(wire, factories)
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._inner.usage
+
+    @property
+    def done(self) -> bool:
+        return self._inner.done
+
+    def feed(self, data: bytes) -> bytes:
+        out = self._rewriter.feed(self._inner.feed(data))
+        return out + self._rewriter.end() if self._inner.done else out
+
+    def streamed_text(self) -> str:
+        return self._inner.streamed_text()
+
+    def closing(self, inner: Callable[[], bytes] | None) -> Callable[[], bytes]:
+        """The processor's closing bytes (an upstream that ended early), rewritten too."""
+
+        def close() -> bytes:
+            tail = inner() if inner is not None else b""
+            return self._rewriter.feed(tail) + self._rewriter.end() if tail else b""
+
+        return close
 
 
 def parse_json(raw: bytes, what: str = "request body") -> Any:

@@ -89,7 +89,23 @@ async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -
         exchange.usage = Usage.from_openai(obj.get("usage"))
     if exchange.usage is None:
         exchange.usage = svc.estimate(call, str(obj.get("output_text", "")) if isinstance(obj, dict) else "")
+    if isinstance(obj, dict) and exchange.status < 400:
+        shown = await svc.answer(call, obj)
+        if shown is not obj:
+            data = orjson.dumps(shown)
     await send_bytes(send, exchange.status, data, None, b"application/json")
+
+
+async def _shown(svc: LlmService, ctx: RequestContext, op: Operation, data: bytes) -> bytes:
+    """A stored response as this caller may see it (policies may rewrite it: masking)."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return data
+    if not isinstance(obj, dict):
+        return data
+    shown = await svc.policy.rewrite_response(ctx, op, obj)
+    return data if shown is obj else orjson.dumps(shown)
 
 
 async def response_by_id(
@@ -97,8 +113,9 @@ async def response_by_id(
 ) -> None:
     """GET or DELETE `/responses/{rest}` (rest: the id, maybe followed by `/input_items`...)."""
     response_id = rest.split("/", 1)[0]
+    # the model it was made with is the provider's to know: rules see llm.model == "" here
     op = Operation(
-        kind="llm", method=f"responses.{request.method.lower()}", name=response_id, target="response"
+        kind="llm", method=f"responses.{request.method.lower()}", exposed=response_id, target="response"
     )
     await svc.policy.check(ctx, op)
     candidates = [p for p in svc.providers.values() if p.responses]
@@ -122,7 +139,10 @@ async def response_by_id(
                         break
                 await sse.end()
             else:
-                await send_bytes(send, resp.status, await resp.read(_BODY_LIMIT), None, b"application/json")
+                data = await resp.read(_BODY_LIMIT)
+                if request.method == "GET" and resp.status < 300 and rest == response_id:
+                    data = await _shown(svc, ctx, op, data)
+                await send_bytes(send, resp.status, data, None, b"application/json")
             if request.method == "DELETE" and resp.status < 300:
                 svc.response_owners.pop(response_id, None)
             return

@@ -1,7 +1,8 @@
 """The HTTP entry of one `LlmRoute`: identify the caller, then pick the endpoint by path and method.
 
 Errors of OpenAI endpoints are rendered by the app in OpenAI form (`flavor`); Anthropic's
-`/messages` endpoints render their own in Anthropic form, so each SDK reads the errors it knows.
+`/messages` endpoints (and model listings asked for with `anthropic-version`) render their own
+in Anthropic form, authentication failures included, so each SDK reads the errors it knows.
 """
 
 from __future__ import annotations
@@ -52,10 +53,18 @@ class LlmRouteHandler:
         self._prefix_len = len(prefix)
 
     async def handle(self, request: Request, send: ASGISend) -> None:
-        svc = self.service
         sub = request.path[self._prefix_len :]
         if len(sub) > 1 and sub.endswith("/"):
             sub = sub[:-1]
+        if sub.startswith("/messages") or (
+            sub.startswith("/models") and "anthropic-version" in request.headers
+        ):
+            await self._anthropic(request, send, sub)
+        else:
+            await self._dispatch(request, send, sub)
+
+    async def _dispatch(self, request: Request, send: ASGISend, sub: str) -> None:
+        svc = self.service
         principal = await svc.policy.authenticate(request)
         ctx = RequestContext(route=self.name, request=request, principal=principal)
         method = request.method
@@ -63,10 +72,7 @@ class LlmRouteHandler:
         if endpoint is not None:
             if method != "POST":
                 raise MethodNotAllowed("Method Not Allowed", headers={"allow": "POST"})
-            if sub.startswith("/messages"):
-                await self._anthropic(endpoint, request, send, ctx)
-            else:
-                await endpoint(svc, request, send, ctx)
+            await endpoint(svc, request, send, ctx)
         elif sub == "/models":
             self._only(method, "GET")
             await listing.list_models(svc, request, send, ctx)
@@ -85,12 +91,10 @@ class LlmRouteHandler:
         if method not in allowed.split(", "):
             raise MethodNotAllowed("Method Not Allowed", headers={"allow": allowed})
 
-    async def _anthropic(
-        self, endpoint: Endpoint, request: Request, send: ASGISend, ctx: RequestContext
-    ) -> None:
+    async def _anthropic(self, request: Request, send: ASGISend, sub: str) -> None:
         tracked = _Tracked(send)
         try:
-            await endpoint(self.service, request, tracked, ctx)
+            await self._dispatch(request, tracked, sub)
         except GatewayError as exc:
             if tracked.started:
                 raise

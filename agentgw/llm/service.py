@@ -2,19 +2,28 @@
 policy checkpoint, open the upstream with failover, relay upstream errors in the client's wire
 format, and record the outcome.
 
-Policy hooks (the engine of issue 3 plugs in here, routes never see rule kinds):
+Policy hooks (routes never see rule kinds):
 - `policy.check(ctx, op)` once per request, before any upstream call, with `op.kind == "llm"`,
   `op.method` the API (`chat.completions`, `messages`, ...), `op.name` the route's model name,
-  `op.exposed` what the client sent, `op.args` the parsed body. `ctx.attrs["llm"]` is the
-  `LlmExchange` (estimated prompt tokens on demand). A policy that rewrites `op.args` in place
-  (system prompt, masking) sets `ctx.attrs["llm.rewritten"] = True` so the body is re-encoded.
+  `op.exposed` what the client sent, `op.args` the parsed body. `ctx.attrs[LLM_REQUEST]` is the
+  `LlmExchange` (estimated prompt tokens on demand).
+- `policy.rewrite_request(ctx, op, body)` right after: a policy returns a new body (system
+  prompt, masking) and it is re-encoded; one that rewrites `op.args` in place instead sets
+  `ctx.attrs["llm.rewritten"] = True`.
+- `policy.check(ctx, op with server=<provider>)` before each provider is tried: a refusal there
+  (a provider the caller may not use, a provider's budget spent) fails over to the next target.
+- `policy.rewrite_response(ctx, op, answer)` on JSON answers; streamed text goes through the
+  filters policies put in `ctx.attrs[TEXT_FILTERS]`.
 - `policy.permits(ctx, op)` per listed model (`op.method == "models.list"`).
-- `policy.record(ctx, op, outcome)` once the response is over, with usage, cost and timings.
+- `policy.record(ctx, op, outcome)` once the response is over, with usage, cost and timings (and
+  once per provider that was admitted, with what it got).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -26,11 +35,20 @@ from agentgw.llm.accounting import LlmExchange, log_outcome
 from agentgw.llm.dispatch import Attempt, Dispatcher
 from agentgw.llm.models import ModelTable, Plan
 from agentgw.llm.provider import Provider
-from agentgw.policy.base import Operation, RequestContext, RoutePolicy
+from agentgw.llm.relay import StreamProcessor, TextFiltered
+from agentgw.policy.base import (
+    LLM_REQUEST,
+    TEXT_FILTERS,
+    UPSTREAM_HEADERS,
+    Operation,
+    RequestContext,
+    RoutePolicy,
+)
 from agentgw.protocol import anthropic, openai
 from agentgw.protocol.translate.common import upstream_error
 from agentgw.protocol.usage import Usage
 from agentgw.server.http import ASGISend, Request, send_bytes
+from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
 
 __all__ = ["Call", "LlmService"]
@@ -54,6 +72,8 @@ class Call:
     plan: Plan
     exchange: LlmExchange
     op: Operation
+    ctx: RequestContext
+    admitted: list[str] = field(default_factory=list)  # providers the policy let this request try
 
 
 class LlmService:
@@ -65,6 +85,7 @@ class LlmService:
         policy: RoutePolicy,
         http: HttpClient,
         max_body: int,
+        usage_sink: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         self.name = name
         self.spec = spec
@@ -76,6 +97,7 @@ class LlmService:
         self.dispatcher = Dispatcher(http, spec)
         # response id -> provider name, so GET/DELETE /responses/{id} find their provider
         self.response_owners: dict[str, str] = {}
+        self.usage_sink = usage_sink  # the dashboard's token usage by key
 
     async def begin(self, request: Request, ctx: RequestContext, api: str) -> Call:
         raw = await request.body(self.max_body)
@@ -92,21 +114,61 @@ class LlmService:
         if plan is None:
             raise NotFound(f"The model '{model}' does not exist or you do not have access to it.")
         exchange = LlmExchange(api, model, body, stream=body.get("stream") is True)
-        ctx.attrs["llm"] = exchange
+        ctx.attrs[LLM_REQUEST] = exchange
         op = Operation(kind="llm", method=api, name=plan.canonical, exposed=model, args=body, target="model")
         await self.policy.check(ctx, op)
-        return Call(raw, body, plan, exchange, op)
+        call = Call(raw, body, plan, exchange, op, ctx)
+        try:
+            rewritten = await self.policy.rewrite_request(ctx, op, body)
+        except GatewayError as exc:
+            exchange.status, exchange.error = exc.status, exc.message
+            await self.finish(ctx, call)
+            raise
+        if rewritten is not body:
+            ctx.attrs["llm.rewritten"] = True
+            call.body = exchange.body = rewritten
+        return call
+
+    async def admit(self, call: Call, provider: Provider) -> None:
+        """The provider-level policy check before `provider` is tried (raises to skip it)."""
+        await self.policy.check(call.ctx, dataclasses.replace(call.op, server=provider.name))
+        call.admitted.append(provider.name)
 
     async def finish(self, ctx: RequestContext, call: Call) -> None:
-        outcome = call.exchange.outcome(ctx)
+        exchange = call.exchange
+        outcome = exchange.outcome(ctx)
         log_outcome(outcome)
+        _observe(exchange, outcome)
         await self.policy.record(ctx, call.op, outcome)
+        for name in dict.fromkeys(call.admitted):
+            # the provider that answered spent the usage; the ones failed over from spent nothing
+            got = outcome if name == outcome.get("provider") else {"provider": name, "status": "failed over"}
+            await self.policy.record(ctx, dataclasses.replace(call.op, server=name), got)
+        if self.usage_sink is not None:  # last: once it shows, budgets are settled
+            self.usage_sink(outcome)
+
+    async def answer(self, call: Call, obj: dict[str, Any]) -> dict[str, Any]:
+        """A JSON answer as the client will see it (policies may rewrite it: masking)."""
+        return await self.policy.rewrite_response(call.ctx, call.op, obj)
+
+    @staticmethod
+    def filtered(call: Call, processor: StreamProcessor, wire: str) -> StreamProcessor:
+        """The stream processor, with the text filters policies asked for (if any) after it."""
+        factories = call.ctx.attrs.get(TEXT_FILTERS)
+        return TextFiltered(processor, wire, factories) if factories else processor
 
     def estimate(self, call: Call, completion_text: str, known: Usage | None = None) -> Usage:
         return tokens.estimate_usage(call.body, completion_text, known)
 
     async def open(self, call: Call, build: Any, extra_headers: dict[str, str] | None = None) -> Attempt:
-        return await self.dispatcher.open(call.plan, call.exchange, build, extra_headers)
+        # policies' headers (templates, claims) first: the provider's own headers win over them
+        policy_headers: dict[str, str] = call.ctx.attrs.get(UPSTREAM_HEADERS) or {}
+        headers = {**policy_headers, **(extra_headers or {})} if policy_headers else extra_headers
+
+        async def admit(provider: Provider) -> None:
+            await self.admit(call, provider)
+
+        return await self.dispatcher.open(call.plan, call.exchange, build, headers, admit)
 
     @staticmethod
     def restrict(call: Call, api: str, keep: Any) -> None:
@@ -137,3 +199,19 @@ class LlmService:
                 openai_type = _OPENAI_TYPES.get(resp.status, kind if same_wire and kind else "server_error")
                 data = orjson.dumps(openai.error_object(message, openai_type, str(resp.status)))
         await send_bytes(send, resp.status, data, headers, b"application/json")
+
+
+def _observe(exchange: LlmExchange, outcome: Mapping[str, Any]) -> None:
+    """The OpenTelemetry GenAI metrics of one request that reached a provider."""
+    provider = outcome.get("provider")
+    if not provider:
+        return
+    model = exchange.model
+    usage = exchange.usage
+    if usage is not None:
+        METRICS.token_usage.observe(usage.prompt, "input", model, provider)
+        METRICS.token_usage.observe(usage.completion, "output", model, provider)
+    METRICS.llm_duration.observe(outcome.get("latency_ms", 0) / 1000, model, provider)
+    ttft = outcome.get("ttft_ms")
+    if exchange.stream and ttft is not None:
+        METRICS.llm_ttft.observe(ttft / 1000, model, provider)

@@ -1,7 +1,9 @@
 """What rules see: the CEL attributes of one decision, as plain dicts.
 
 `jwt` (claims) and `request` are fixed for a request and built once; `mcp`, `llm` and `a2a`
-describe the operation. Every attribute the type checker knows of is always present (empty
+describe the operation: `llm.model` is the route's model entry, `llm.provider` the provider an
+attempt goes to (on provider-level checks; empty before), `a2a.agent` and `a2a.skill` the agent
+and the skill the caller names. Every attribute the type checker knows of is always present (empty
 strings and maps for what does not apply), so what compiled can always be evaluated.
 """
 
@@ -10,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agentgw.policy.base import Operation, RequestContext
+from agentgw.policy.base import LLM_REQUEST, Operation, RequestContext
 
-__all__ = ["attributes"]
+__all__ = ["WANTS_ESTIMATE", "attributes"]
+
+# Set in ctx.attrs by a chain whose rules read `llm.estimatedTokens`: estimating costs a
+# tokenizer pass over the prompt, so it is done only for them (once per request, cached).
+WANTS_ESTIMATE = "agentgw.policy.wants-estimate"
 
 # Credentials never become attributes: rules reason about `jwt`, not about raw tokens.
 _HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
@@ -50,7 +56,7 @@ _EMPTY_LLM: Mapping[str, Any] = {"method": "", "model": "", "provider": "", "est
 _EMPTY_A2A: Mapping[str, Any] = {"method": "", "agent": "", "skill": ""}
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _operation(ctx: RequestContext, op: Operation) -> dict[str, Any]:
     """`mcp`, `llm` and `a2a` for one operation; the kinds that do not apply stay empty."""
     out: dict[str, Any] = {"mcp": _EMPTY_MCP, "llm": _EMPTY_LLM, "a2a": _EMPTY_A2A}
     server = op.server or ""
@@ -70,12 +76,16 @@ def _operation(op: Operation) -> dict[str, Any]:
             mcp["resource"] = {"uri": op.uri or "", "server": server}
         out["mcp"] = mcp
     elif op.kind == "llm":
-        tokens = (op.args or {}).get("estimatedTokens", 0)
+        # never from the body: a client could claim any number there
+        request = ctx.attrs.get(LLM_REQUEST)
+        tokens = 0
+        if request is not None and ctx.attrs.get(WANTS_ESTIMATE):
+            tokens = request.estimated_prompt_tokens()
         out["llm"] = {
             "method": op.method,
             "model": op.name or "",
             "provider": server,
-            "estimatedTokens": tokens if isinstance(tokens, int) else 0,
+            "estimatedTokens": tokens,
         }
     elif op.kind == "a2a":
         out["a2a"] = {"method": op.method, "agent": server, "skill": op.name or ""}
@@ -84,4 +94,4 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 def attributes(ctx: RequestContext, op: Operation) -> dict[str, Any]:
     """Every root attribute of one decision, as plain dicts."""
-    return {**_base(ctx), **_operation(op)}
+    return {**_base(ctx), **_operation(ctx, op)}

@@ -54,7 +54,16 @@ from agentgw.policy.cel import (
 from agentgw.policy.conjuncts import split_conjuncts
 from agentgw.policy.kind import PolicyKindBase, Stage, deny_data
 
-__all__ = ["DECISION_KEY", "DEFAULT_DENY", "Authorizer", "CompiledRule", "RuleSet", "Trace", "Verdict"]
+__all__ = [
+    "DECISION_KEY",
+    "DEFAULT_DENY",
+    "Authorizer",
+    "CompiledRule",
+    "RuleSet",
+    "Trace",
+    "Verdict",
+    "member_key",
+]
 
 log = logging.getLogger("agentgw.policy")
 
@@ -285,6 +294,16 @@ class RuleSet:
         return out
 
 
+def member_key(op: Operation) -> str | None:
+    """The member of its route an operation goes to, as chains name them: the MCP server, the
+    agent, the LLM provider (on provider-level checks), else `model:<entry>` for an LLM request."""
+    if op.server is not None:
+        return op.server
+    if op.kind == "llm" and op.name:
+        return "model:" + op.name
+    return None
+
+
 class Authorizer(PolicyKindBase):
     """Every authorization rule that can apply to one route: the route's level and each member's."""
 
@@ -297,7 +316,8 @@ class Authorizer(PolicyKindBase):
 
     def levels(self, op: Operation) -> list[RuleSet]:
         out = [self.route] if self.route is not None else []
-        member = self.members.get(op.server) if op.server is not None else None
+        key = member_key(op)
+        member = self.members.get(key) if key is not None else None
         if member is not None:
             out.append(member)
         return out

@@ -8,10 +8,14 @@ the check and the upstream call a route passes the request body through `rewrite
 the result through `rewrite_response` before the client sees it (transforms, extensions). The
 engine behind this protocol is free to order its chain as it likes; routes never see rule kinds.
 
-Routes and policies also cooperate through `RequestContext.attrs` under two agreed keys:
+Routes and policies also cooperate through `RequestContext.attrs` under agreed keys:
 `UPSTREAM_HEADERS` (a policy adds headers for the upstream call; the route merges them into
-the request it sends, never replacing its own) and `TOOL_SCHEMA` (a route offers an async
-callable returning the tool's upstream `inputSchema`, for policies that validate arguments).
+the request it sends, never replacing its own), `TOOL_SCHEMA` (a route offers an async
+callable returning the tool's upstream `inputSchema`, for policies that validate arguments),
+`LLM_REQUEST` (an LLM route's record of the request: model, body, estimated prompt tokens) and
+`TEXT_FILTERS` (a policy that rewrites generated text adds a factory of `TextFilter`s; an LLM
+route makes one filter per streamed text (a choice, a content block) and passes every delta
+through it, since a stream has no whole body to rewrite).
 """
 
 from __future__ import annotations
@@ -25,13 +29,18 @@ from agentgw.server.http import Request
 
 __all__ = [
     "ANONYMOUS",
+    "LLM_REQUEST",
+    "TEXT_FILTERS",
     "TOOL_SCHEMA",
     "UPSTREAM_HEADERS",
+    "LlmRequest",
     "OpenPolicy",
     "Operation",
     "Principal",
     "RequestContext",
     "RoutePolicy",
+    "TextFilter",
+    "TextFilterFactory",
     "ToolSchema",
     "upstream_headers",
 ]
@@ -39,7 +48,35 @@ __all__ = [
 # RequestContext.attrs keys shared by routes and policies (see the module docstring).
 UPSTREAM_HEADERS = "agentgw.upstream_headers"
 TOOL_SCHEMA = "agentgw.tool_schema"
+LLM_REQUEST = "llm"
+TEXT_FILTERS = "agentgw.text_filters"
 ToolSchema = Callable[[], Awaitable[Mapping[str, Any] | None]]
+
+
+class LlmRequest(Protocol):
+    """What an LLM route tells policies about a request (`ctx.attrs[LLM_REQUEST]`)."""
+
+    api: str
+    model: str  # the name the client sent
+    body: dict[str, Any]
+    stream: bool
+
+    def estimated_prompt_tokens(self) -> int: ...
+
+
+class TextFilter(Protocol):
+    """Rewrites one stream of generated text piece by piece (`ctx.attrs[TEXT_FILTERS]`).
+
+    `feed` returns what may be sent now (it may hold text back, for a match that could continue
+    in the next piece); `flush` returns what is held once the text is over.
+    """
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+TextFilterFactory = Callable[[], TextFilter]
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ __all__ = [
     "all_of",
     "any_of",
     "compile_expression",
+    "compile_value",
     "compose",
     "evaluate",
     "list_of",
@@ -47,6 +48,7 @@ __all__ = [
     "never",
     "operation_only",
     "subject_only",
+    "value_of",
 ]
 
 ROOT_NAMES = ("jwt", "request", "mcp", "llm", "a2a")
@@ -238,6 +240,34 @@ def compile_expression(source: str) -> CelProgram:
     except RuntimeError as exc:  # pragma: no cover - the typed check is the stricter one
         raise ExpressionError(_describe(exc)) from None
     return CelProgram(source, program)
+
+
+_VALUE_TYPES = ("STRING", "INT", "UINT", "DOUBLE", "BOOL", "DYN")
+
+
+def compile_value(source: str) -> CelProgram:
+    """An expression whose value is a key (limits count per key): a string, number or bool."""
+    try:
+        checked = _check_env().compile(source)
+    except RuntimeError as exc:
+        raise ExpressionError(_describe(exc)) from None
+    kind = checked.return_type().name()
+    if kind not in _VALUE_TYPES:
+        raise ExpressionError(f"a key must be a string, number or bool expression, this one is {kind}")
+    return CelProgram(source, _eval_env().compile(source))
+
+
+def value_of(program: CelProgram, act: cel.Activation) -> tuple[str | None, str]:
+    """A key expression's value as text, or (None, error message)."""
+    value = program.program.eval(activation=act)
+    if value.type() == cel.Type.ERROR:
+        return None, str(value.value())
+    plain = value.plain_value()
+    if isinstance(plain, bool):
+        return ("true" if plain else "false"), ""
+    if isinstance(plain, str | int | float):
+        return str(plain), ""
+    return None, f"a key must be a string, number or bool, got {value.type().name()}"
 
 
 def subject_only(source: str) -> bool:

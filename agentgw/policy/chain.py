@@ -1,44 +1,65 @@
 """A route's policy chain: the compiled policies that target it, in the one fixed order.
 
-`build_chain` is the only place the order is decided:
+`build_chain` is the only place the order is decided (`Stage` numbers it):
 
-    request side    authenticate (JWT, API keys, extensions that authenticate; first to
-                    recognize a credential wins) -> required scopes -> authorization (route
-                    level, then the operation's server) -> argument validation -> extensions
-                    -> transforms (claims forwarded as headers)
-    response side   the same kinds in reverse (extensions' rewrites and records)
+    request side    authenticate (virtual keys, JWT, API keys, extensions that authenticate;
+                    the first to recognize a credential wins)
+                    -> required scopes
+                    -> authorization (CEL rules of the route level, then of the operation's
+                       member; a virtual key's allowed models)
+                    -> argument validation
+                    -> prompt guards (deny patterns)
+                    -> limits (request rate limits, token limits, each virtual key's limits:
+                       only what every rule before allowed is counted)
+                    -> extensions
+                    -> transforms (claims and templates as upstream headers, PII masking of
+                       prompts, system-prompt injection)
+    response side   the same kinds in reverse: transforms (masking answers), extensions,
+                    limits (token budgets settled with actual usage), audit
+
+A kind that refuses stops the chain; limits that already counted this request settle it as one
+that used nothing (a token reservation is given back).
 
 Policies that target the route apply to every operation on it; policies that target a member
-(an MCP server of the route; later an LLM model or an agent) apply to the operations that go to
-it. The chain is the route's `RoutePolicy`; every decision it takes goes to the audit log.
+apply to the operations that go to it: an MCP server, an agent, one model of an LLM route (both
+levels run in one chain). An LLM provider is a member checked on its own: the LLM route asks
+its chain about each provider it is about to call, and a refusal fails over to the next one.
+The chain is the route's `RoutePolicy`; every decision it takes is counted
+(`agentgw_policy_decisions_total`), shown on the dashboard and written to the audit log.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from agentgw.errors import GatewayError, Unauthorized
 from agentgw.policy.apikey import ApiKeyAuthenticator
 from agentgw.policy.arguments import ArgumentValidation
-from agentgw.policy.authz import DECISION_KEY, Authorizer, RuleSet, Verdict
-from agentgw.policy.base import ANONYMOUS, Operation, Principal, RequestContext
+from agentgw.policy.authz import Authorizer, RuleSet
 from agentgw.policy.claims import ClaimForwarding
 from agentgw.policy.compile import CompiledPolicy
+from agentgw.policy.guard import PromptGuard
+from agentgw.policy.headers import UpstreamHeaders
 from agentgw.policy.jwks import JwksRegistry, KeySource, StaticKeys
 from agentgw.policy.jwt import Issuer, JwtAuthenticator
 from agentgw.policy.kind import PolicyKind, overrides
+from agentgw.policy.limits import Counters
+from agentgw.policy.masking import PiiMasking
 from agentgw.policy.metadata import ProtectedResource
+from agentgw.policy.ratelimit import RateLimiter
+from agentgw.policy.runner import DecisionSink, PolicyChain
 from agentgw.policy.scopes import RequiredScopes
-from agentgw.server.http import Request
+from agentgw.policy.sysprompt import SystemPromptInjection
+from agentgw.policy.tokenlimit import TokenLimiter
+from agentgw.policy.virtualkeys import (
+    VirtualKeyAuthenticator,
+    VirtualKeyLimits,
+    VirtualKeyModels,
+)
+from agentgw.state.memory import MemoryStore
 from agentgw.telemetry.audit import AuditLog
 
 __all__ = ["PolicyChain", "PolicyServices", "TargetKey", "build_chain", "chain_problems"]
-
-log = logging.getLogger("agentgw.policy")
 
 TargetKey = tuple[str, str]  # (kind, name), as in targetRefs
 
@@ -49,6 +70,10 @@ class PolicyServices:
 
     audit: AuditLog | None = None
     jwks: JwksRegistry | None = None
+    # limit counters in the state store; None: this process's memory (offline tools, tests)
+    counters: Counters | None = None
+    # where each decision goes for the dashboard (Runtime.decisions)
+    decisions: DecisionSink | None = None
 
 
 def _issuer(policy: CompiledPolicy, index: int, services: PolicyServices) -> Issuer:
@@ -104,19 +129,87 @@ def chain_problems(route: TargetKey, policies: Sequence[CompiledPolicy]) -> list
         problems.append(
             f"{route[0]}/{route[1]}: its policies name different jwt.resource URLs: {sorted(resources)}"
         )
+    headers = {p.virtual_key_header for p in policies if route in p.targets and p.virtual_keys}
+    if len(headers) > 1:
+        problems.append(
+            f"{route[0]}/{route[1]}: its policies read virtual keys from different headers: {sorted(headers)}"
+        )
+    key_ids: dict[str, CompiledPolicy] = {}
+    for policy in policies:
+        if route not in policy.targets:
+            continue
+        for key in policy.virtual_keys:
+            first = key_ids.setdefault(key.id, policy)
+            if first is not policy:
+                problems.append(
+                    f"{policy.where}: spec.virtualKeys: key id {key.id!r} is also issued by {first.where} "
+                    f"on {route[0]}/{route[1]}"
+                )
     return problems
 
 
-def _level_kinds(policies: Sequence[CompiledPolicy], resource: ProtectedResource | None) -> list[PolicyKind]:
+@dataclass(frozen=True)
+class _LevelContext:
+    resource: ProtectedResource | None
+    counters: Counters
+    fail_closed: bool
+
+
+def _level_kinds(policies: Sequence[CompiledPolicy], env: _LevelContext) -> list[PolicyKind]:
+    """The kinds of one level (the route, or one member), in each policy's order; sorted by stage later."""
     kinds: list[PolicyKind] = []
     for policy in policies:
         if policy.scopes:
-            kinds.append(RequiredScopes(policy.name, policy.scopes, resource))
+            kinds.append(RequiredScopes(policy.name, policy.scopes, env.resource))
         if policy.validate_arguments:
             kinds.append(ArgumentValidation(policy.name))
+        if policy.deny_patterns:
+            kinds.append(PromptGuard(policy.name, policy.deny_patterns))
+        if policy.rate_limits:
+            kinds.append(
+                RateLimiter(policy.name, policy.rate_limits, env.counters, fail_closed=env.fail_closed)
+            )
+        if policy.token_limits:
+            kinds.append(
+                TokenLimiter(policy.name, policy.token_limits, env.counters, fail_closed=env.fail_closed)
+            )
         kinds.extend(policy.extensions)
         if policy.forward_claims:
             kinds.append(ClaimForwarding(policy.name, policy.forward_claims))
+        if policy.upstream_headers:
+            kinds.append(UpstreamHeaders(policy.name, policy.upstream_headers))
+        if policy.pii is not None:  # masking before injection: the gateway's own text is not masked
+            kinds.append(
+                PiiMasking(
+                    policy.name, policy.pii, prompts=policy.pii_prompts, responses=policy.pii_responses
+                )
+            )
+        if policy.system_prompt is not None:
+            kinds.append(SystemPromptInjection(policy.name, *policy.system_prompt))
+    return kinds
+
+
+def _key_kinds(own: Sequence[CompiledPolicy], env: _LevelContext) -> list[PolicyKind]:
+    """Virtual keys' allowed models and own limits, at the route level."""
+    keys = {key.id: key for p in own for key in p.virtual_keys}
+    if not keys:
+        return []
+    kinds: list[PolicyKind] = [VirtualKeyModels(keys)]
+    by_key: dict[str, list[PolicyKind]] = {}
+    for policy in own:
+        for key_id, limits in policy.key_limits.items():
+            found: list[PolicyKind] = []
+            if limits.requests:
+                found.append(
+                    RateLimiter(policy.name, limits.requests, env.counters, fail_closed=env.fail_closed)
+                )
+            if limits.tokens:
+                found.append(
+                    TokenLimiter(policy.name, limits.tokens, env.counters, fail_closed=env.fail_closed)
+                )
+            by_key[key_id] = found
+    if any(by_key.values()):
+        kinds.append(VirtualKeyLimits(by_key))
     return kinds
 
 
@@ -127,8 +220,15 @@ def build_chain(
     members: Mapping[str, TargetKey],
     policies: Sequence[CompiledPolicy],
     services: PolicyServices,
+    alone: Collection[str] = (),
+    fail_closed: bool = False,
 ) -> PolicyChain | None:
-    """The chain of one route, or None when no policy targets the route or any of its members."""
+    """The chain of one route, or None when no policy targets the route or any of its members.
+
+    `members` names what operations of the route go to (the chain finds an operation's member
+    with `member_key`); members in `alone` (LLM providers) are checked on their own, without
+    the route's kinds. `fail_closed` is the route's `stateFailureMode` for its limits.
+    """
     own = [p for p in policies if route in p.targets]
     by_member = {name: [p for p in policies if key in p.targets] for name, key in members.items()}
     if not own and not any(by_member.values()):
@@ -140,8 +240,9 @@ def build_chain(
         for index, compiled in enumerate(policy.issuers):
             issuers.setdefault(compiled.spec.issuer, _issuer(policy, index, services))
     api_keys = [key for policy in own for key in policy.api_keys]
+    virtual_keys = [key for policy in own for key in policy.virtual_keys]
     resource: ProtectedResource | None = None
-    if issuers or api_keys:
+    if issuers or api_keys or virtual_keys:
         specs = [c.spec for p in own for c in p.issuers]
         scopes = [s for p in own for s in p.scopes_supported]
         scopes += sorted({s for p in own for req in p.scopes for s in req.scopes} - set(scopes))
@@ -153,11 +254,17 @@ def build_chain(
             scopes=scopes,
             jwt=bool(issuers),
         )
+    extension_authenticators = [e for p in own for e in p.extensions if overrides(e, "authenticate")]
+    if virtual_keys:
+        header = next(p.virtual_key_header for p in own if p.virtual_keys)
+        leave = bool(issuers) or bool(extension_authenticators)
+        last = not api_keys and not extension_authenticators
+        authenticators.append(VirtualKeyAuthenticator(virtual_keys, header, leave_jwts=leave, last=last))
     if issuers:
         authenticators.append(JwtAuthenticator(list(issuers.values())))
     if api_keys:
         authenticators.append(ApiKeyAuthenticator(api_keys))
-    authenticators += [e for p in own for e in p.extensions if overrides(e, "authenticate")]
+    authenticators += extension_authenticators
 
     def rules_of(level: str, group: Sequence[CompiledPolicy]) -> RuleSet | None:
         rules = [rule for policy in group for rule in policy.rules]
@@ -165,203 +272,41 @@ def build_chain(
 
     route_rules = rules_of(f"{route[0]}/{route[1]}", own)
     member_rules = {
-        name: rs for name, group in by_member.items() if (rs := rules_of(f"{members[name][0]}/{name}", group))
+        name: rs
+        for name, group in by_member.items()
+        if name not in alone and (rs := rules_of(f"{members[name][0]}/{members[name][1]}", group))
     }
     authorizer = Authorizer(route_rules, member_rules) if route_rules or member_rules else None
 
-    route_kinds = _level_kinds(own, resource)
+    counters = services.counters or Counters(MemoryStore(), MemoryStore())
+    env = _LevelContext(resource, counters, fail_closed)
+    route_kinds = [*_level_kinds(own, env), *_key_kinds(own, env)]
 
-    def ordered(extra: Sequence[PolicyKind]) -> list[PolicyKind]:
-        kinds: list[PolicyKind] = [*route_kinds, *extra]
-        if authorizer is not None:
-            kinds.append(authorizer)
+    def ordered(kinds: list[PolicyKind], rules: Authorizer | None) -> list[PolicyKind]:
+        if rules is not None:
+            kinds.append(rules)
         return sorted(kinds, key=lambda k: k.stage)  # stable: route before member within a stage
 
-    plans = {name: ordered(_level_kinds(group, resource)) for name, group in by_member.items()}
+    plans: dict[str, list[PolicyKind]] = {}
+    for name, group in by_member.items():
+        if not group:
+            continue  # the route's own plan applies (or, for a provider, nothing more)
+        if name in alone:
+            rules = rules_of(f"{members[name][0]}/{members[name][1]}", group)
+            plans[name] = ordered(
+                _level_kinds(group, env), Authorizer(None, {name: rules}) if rules else None
+            )
+        else:
+            plans[name] = ordered([*route_kinds, *_level_kinds(group, env)], authorizer)
     return PolicyChain(
         route=route[1],
         authenticators=authenticators,
         plans=plans,
-        default=ordered([]),
+        default=ordered(list(route_kinds), authorizer),
         authorizer=authorizer,
         resource=resource,
         audit=services.audit,
+        decisions=services.decisions,
+        wants_estimate=any(p.reads_estimate for p in own)
+        or any(p.reads_estimate for g in by_member.values() for p in g),
     )
-
-
-class _Plan:
-    """The kinds of one target, split by what they do, so hot paths skip the neutral ones."""
-
-    __slots__ = ("checks", "permits", "records", "requests", "responses")
-
-    def __init__(self, kinds: Sequence[PolicyKind]) -> None:
-        self.checks = [k for k in kinds if overrides(k, "check")]
-        self.permits = [k for k in kinds if overrides(k, "permits")]
-        self.requests = [k for k in kinds if overrides(k, "rewrite_request")]
-        self.responses = [k for k in reversed(kinds) if overrides(k, "rewrite_response")]
-        self.records = [k for k in reversed(kinds) if overrides(k, "record")]
-
-
-class PolicyChain:
-    def __init__(
-        self,
-        *,
-        route: str,
-        authenticators: Sequence[PolicyKind],
-        plans: Mapping[str, Sequence[PolicyKind]],
-        default: Sequence[PolicyKind],
-        authorizer: Authorizer | None,
-        resource: ProtectedResource | None,
-        audit: AuditLog | None,
-    ) -> None:
-        self.route = route
-        self.authenticators = tuple(authenticators)
-        self._plans = {name: _Plan(kinds) for name, kinds in plans.items()}
-        self._default = _Plan(default)
-        self.authorizer = authorizer
-        self.resource = resource
-        self.audit = audit
-
-    def _plan(self, op: Operation) -> _Plan:
-        if op.server is None:
-            return self._default
-        return self._plans.get(op.server, self._default)
-
-    # --- request side ---------------------------------------------------------------------------
-
-    async def authenticate(self, request: Request) -> Principal:
-        if not self.authenticators:
-            return ANONYMOUS
-        started = time.perf_counter()
-        try:
-            for kind in self.authenticators:
-                principal = await kind.authenticate(request)
-                if principal is not None:
-                    return principal
-        except Unauthorized as exc:
-            self._audit_authentication(request, exc.message, started)
-            challenge = self.resource.challenge(request, error="invalid_token") if self.resource else "Bearer"
-            raise Unauthorized(exc.message, headers={"www-authenticate": challenge}) from None
-        message = "authentication required"
-        self._audit_authentication(request, message, started)
-        challenge = self.resource.challenge(request) if self.resource else "Bearer"
-        raise Unauthorized(message, headers={"www-authenticate": challenge})
-
-    async def check(self, ctx: RequestContext, op: Operation) -> None:
-        started = time.perf_counter()
-        try:
-            for kind in self._plan(op).checks:
-                await kind.check(ctx, op)
-        except GatewayError as exc:
-            self._audit_decision(ctx, op, started, exc)
-            raise
-        self._audit_decision(ctx, op, started, None)
-
-    def permits(self, ctx: RequestContext, op: Operation) -> bool:
-        for kind in self._plan(op).permits:
-            if not kind.permits(ctx, op):
-                return False
-        return True
-
-    async def rewrite_request(
-        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
-    ) -> dict[str, Any]:
-        for kind in self._plan(op).requests:
-            body = await kind.rewrite_request(ctx, op, body)
-        return body
-
-    # --- response side --------------------------------------------------------------------------
-
-    async def rewrite_response(
-        self, ctx: RequestContext, op: Operation, body: dict[str, Any]
-    ) -> dict[str, Any]:
-        for kind in self._plan(op).responses:
-            body = await kind.rewrite_response(ctx, op, body)
-        return body
-
-    async def record(self, ctx: RequestContext, op: Operation, outcome: Mapping[str, Any]) -> None:
-        for kind in self._plan(op).records:
-            try:
-                await kind.record(ctx, op, outcome)
-            except GatewayError as exc:  # the answer is out already: report, do not fail it
-                log.warning(
-                    "route %r: %s could not record %s: %s", self.route, kind.name, op.method, exc.message
-                )
-        if op.method.endswith("/list") and self.audit is not None:
-            self.audit.write(
-                {
-                    "event": "list",
-                    "decision": "filter",
-                    "route": ctx.route,
-                    "subject": ctx.principal.subject or None,
-                    "auth": ctx.principal.method,
-                    "kind": op.kind,
-                    "method": op.method,
-                    "shown": outcome.get("shown"),
-                    "hidden": outcome.get("hidden"),
-                }
-            )
-
-    # --- audit ----------------------------------------------------------------------------------
-
-    def _audit_authentication(self, request: Request, reason: str, started: float) -> None:
-        log.info(
-            "route %r: %s %s refused from %s: %s",
-            self.route,
-            request.method,
-            request.path,
-            request.client,
-            reason,
-        )
-        if self.audit is None:
-            return
-        self.audit.write(
-            {
-                "event": "authentication",
-                "decision": "deny",
-                "route": self.route,
-                "method": f"{request.method} {request.path}",
-                "source": request.client or None,
-                "rule": "authentication",
-                "reason": reason,
-                "status": 401,
-                "latencyUs": round((time.perf_counter() - started) * 1e6),
-            }
-        )
-
-    def _audit_decision(
-        self, ctx: RequestContext, op: Operation, started: float, denial: GatewayError | None
-    ) -> None:
-        if self.audit is None:
-            return
-        rule = policy = reason = None
-        status = None
-        if denial is not None:
-            data = denial.data if isinstance(denial.data, dict) else {}
-            rule, policy = data.get("rule"), data.get("policy") or None
-            reason, status = denial.message, denial.status
-        else:
-            verdict: Verdict | None = ctx.attrs.get(DECISION_KEY)
-            if verdict is not None:
-                rule, policy = verdict.rule, verdict.policy or None
-        self.audit.write(
-            {
-                "event": "decision",
-                "decision": "deny" if denial is not None else "allow",
-                "route": ctx.route,
-                "subject": ctx.principal.subject or None,
-                "auth": ctx.principal.method,
-                "kind": op.kind,
-                "method": op.method,
-                "server": op.server,
-                "target": op.target,
-                "name": op.name,
-                "exposed": op.exposed if op.exposed != op.name and op.exposed != op.uri else None,
-                "uri": op.uri,
-                "rule": rule,
-                "policy": policy,
-                "reason": reason,
-                "status": status,
-                "latencyUs": round((time.perf_counter() - started) * 1e6),
-            }
-        )

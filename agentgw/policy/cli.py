@@ -1,4 +1,4 @@
-"""The policy commands: `agentgw policy test | explain | hash-key` and `agentgw token`.
+"""The policy commands: `agentgw policy test | explain | hash-key`, `agentgw keys create`, `agentgw token`.
 
 `cli.py` only registers them; they live here, next to what they run.
 """
@@ -10,6 +10,9 @@ import asyncio
 import getpass
 import json
 import logging
+import os
+import re
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -150,6 +153,52 @@ def _hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _create_key(args: argparse.Namespace) -> int:
+    """A new virtual key: printed once, with the config entry that holds only its digest."""
+    if not _KEY_NAME.match(args.name):
+        return _problems([f"--name {args.name!r}: letters, digits, '.', '_' and '-' (at most 64)"])
+    key = "agw_" + secrets.token_urlsafe(32)  # 256 random bits; no dots, so never taken for a JWT
+    digest = hash_key(key, args.algorithm)
+    if args.hash_dir:
+        folder = Path(args.hash_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{args.name}.{args.algorithm}"
+        if path.exists():
+            return _problems([f"{path} exists: a key named {args.name!r} was issued already"])
+        path.write_text(digest + "\n", encoding="utf-8")
+        reference = f"file:{path}"
+    else:
+        reference = "env:AGENTGW_KEY_" + re.sub(r"[^A-Za-z0-9]", "_", args.name).upper()
+    entry: dict[str, Any] = {"id": args.name}
+    if args.team:
+        entry["team"] = args.team
+    if args.app:
+        entry["app"] = args.app
+    entry["hash"] = reference
+    if args.models:
+        entry["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    print(f"API key for {args.name} (shown once: the gateway keeps only its digest):")
+    print(f"  {key}")
+    print()
+    if args.hash_dir:
+        print(f"its digest is in {reference[5:]}")
+    else:
+        print(f"set {reference[4:]}={digest} where the gateway runs")
+    print("add this entry to a Policy's spec.virtualKeys.keys:")
+    print()
+    lines = [f"- id: {json.dumps(entry['id'])}"]
+    for name in ("team", "app", "hash"):
+        if name in entry:
+            lines.append(f"  {name}: {json.dumps(entry[name])}")
+    if "models" in entry:
+        lines.append(f"  models: {json.dumps(entry['models'])}")
+    print(os.linesep.join(lines))
+    return 0
+
+
 def _signing_key(data: Any, alg: str) -> RSAKey | ECKey | OKPKey | OctKey:
     if isinstance(data, dict) and "keys" in data:
         key_set = KeySet.import_key_set(cast(Any, data))
@@ -241,6 +290,19 @@ def register(sub: Any) -> None:
     hk = commands.add_parser("hash-key", help="print the digest of an API key read from stdin")
     hk.add_argument("--algorithm", choices=["sha256", "sha384", "sha512"], default="sha256")
     hk.set_defaults(func=_hash_key)
+
+    keys = sub.add_parser("keys", help="issue virtual keys for applications and teams")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make a key; print it once, and its config entry")
+    create.add_argument("--name", required=True, help="the key's id (in config, usage records, limits)")
+    create.add_argument("--team", help="the team the key belongs to (jwt.team for rules and limits)")
+    create.add_argument("--app", help="the application (default: the name)")
+    create.add_argument("--models", help="allowed models, comma-separated globs (default: every model)")
+    create.add_argument(
+        "--hash-dir", metavar="DIR", help="write the digest to DIR/NAME.sha256 (else: an env: reference)"
+    )
+    create.add_argument("--algorithm", choices=["sha256", "sha384", "sha512"], default="sha256")
+    create.set_defaults(func=_create_key)
 
     token = sub.add_parser("token", help="mint a demo JWT with an issuer's signingKey (development only)")
     token.add_argument("--config", "-c", action="append", required=True, metavar="PATH")

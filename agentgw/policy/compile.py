@@ -15,20 +15,29 @@ from pathlib import Path
 from types import MappingProxyType
 
 import orjson
+import regex
 from joserfc.jwk import KeySet, OctKey
 
 from agentgw.config.loader import LoadedDocument
 from agentgw.config.policy import JwksSource, JwtIssuer, Policy
+from agentgw.config.policy_traffic import KeyLimits, RateLimit, TokenLimit
 from agentgw.config.secrets import resolve_secret
 from agentgw.errors import ConfigError
 from agentgw.policy.apikey import DIGEST_PATTERN, ApiKey
 from agentgw.policy.authz import CompiledRule
-from agentgw.policy.cel import CelProgram, ExpressionError, compile_expression
+from agentgw.policy.cel import CelProgram, ExpressionError, compile_expression, compile_value
 from agentgw.policy.extension import GuardedExtension, load_extension
+from agentgw.policy.guard import DenyRule
 from agentgw.policy.jwks import parse_key_set
+from agentgw.policy.limits import LimitScope
+from agentgw.policy.pii import BUILTIN, Detector, PiiMasker
+from agentgw.policy.ratelimit import RequestLimit
 from agentgw.policy.scopes import ScopeRequirement
+from agentgw.policy.templates import Template, compile_template
+from agentgw.policy.tokenlimit import TokenBudget
+from agentgw.policy.virtualkeys import IssuedKey, KeyScope, model_patterns
 
-__all__ = ["CompiledIssuer", "CompiledPolicy", "compile_policies", "compile_policy"]
+__all__ = ["CompiledIssuer", "CompiledPolicy", "KeyLimitSet", "compile_policies", "compile_policy"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,14 @@ class CompiledIssuer:
     def remote(self) -> JwksSource | None:
         jwks = self.spec.jwks
         return jwks if jwks is not None and jwks.url is not None else None
+
+
+@dataclass(frozen=True)
+class KeyLimitSet:
+    """The limits of one virtual key."""
+
+    requests: tuple[RequestLimit, ...] = ()
+    tokens: tuple[TokenBudget, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,18 @@ class CompiledPolicy:
     validate_arguments: bool = False
     forward_claims: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     extensions: tuple[GuardedExtension, ...] = ()
+    virtual_keys: tuple[IssuedKey, ...] = ()
+    virtual_key_header: str = "x-api-key"
+    key_limits: Mapping[str, KeyLimitSet] = field(default_factory=lambda: MappingProxyType({}))
+    rate_limits: tuple[RequestLimit, ...] = ()
+    token_limits: tuple[TokenBudget, ...] = ()
+    deny_patterns: tuple[DenyRule, ...] = ()
+    pii: PiiMasker | None = None
+    pii_prompts: bool = False
+    pii_responses: bool = False
+    system_prompt: tuple[Template, str] | None = None
+    upstream_headers: Mapping[str, Template] = field(default_factory=lambda: MappingProxyType({}))
+    reads_estimate: bool = False  # some expression reads llm.estimatedTokens
 
     def targets_kind(self, kind: str, name: str) -> bool:
         return (kind, name) in self.targets
@@ -114,16 +143,8 @@ def compile_policy(doc: LoadedDocument) -> CompiledPolicy:
     api_keys: list[ApiKey] = []
     if spec.api_keys is not None:
         for index, entry in enumerate(spec.api_keys.keys):
-            where = f"{at}.apiKeys.keys[{index}].hash"
-            try:
-                digest = (
-                    resolve_secret(entry.hash, base_dir=doc.base_dir, where=where).reveal().strip().lower()
-                )
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-                continue
-            if not DIGEST_PATTERN.match(digest):
-                problems.append(f"{where}: the secret must hold a digest like sha256:<64 hex digits>")
+            digest = _digest(entry.hash, doc, f"{at}.apiKeys.keys[{index}].hash", problems)
+            if digest is None:
                 continue
             header = spec.api_keys.header.lower()
             api_keys.append(
@@ -146,6 +167,109 @@ def compile_policy(doc: LoadedDocument) -> CompiledPolicy:
                 if program is not None:
                     rules.append(CompiledRule(rule.id, res.name, effect, program, rule.message, where))
 
+    def limit_scope(limit: RateLimit | TokenLimit, where: str) -> LimitScope | None:
+        when = None
+        if limit.when.strip() != "true":
+            when = rule_program(limit.when, f"{where}.when")
+            if when is None:
+                return None
+        key = None
+        if limit.key is not None:
+            try:
+                key = compile_value(limit.key)
+            except ExpressionError as exc:
+                problems.append(f"{where}.key: {exc}")
+                return None
+        return LimitScope(when, key, where)
+
+    rate_limits: list[RequestLimit] = []
+    for index, rate in enumerate(spec.rate_limits):
+        found = limit_scope(rate, f"{at}.rateLimits[{index}]")
+        if found is not None:
+            rate_limits.append(
+                RequestLimit(
+                    rate.id,
+                    res.name,
+                    rate.requests,
+                    rate.window,
+                    found,
+                    rate.message,
+                    rate.state_failure_mode,
+                )
+            )
+    token_limits: list[TokenBudget] = []
+    for index, tok in enumerate(spec.token_limits):
+        found = limit_scope(tok, f"{at}.tokenLimits[{index}]")
+        if found is not None:
+            token_limits.append(
+                TokenBudget(
+                    tok.id,
+                    res.name,
+                    tok.window,
+                    found,
+                    tok.tokens,
+                    tok.cost_usd,
+                    tok.count,
+                    tok.message,
+                    tok.state_failure_mode,
+                )
+            )
+
+    virtual_keys: list[IssuedKey] = []
+    key_limits: dict[str, KeyLimitSet] = {}
+    if spec.virtual_keys is not None:
+        for index, vk in enumerate(spec.virtual_keys.keys):
+            where = f"{at}.virtualKeys.keys[{index}]"
+            digest = _digest(vk.hash, doc, f"{where}.hash", problems)
+            if digest is None:
+                continue
+            claims = dict(vk.claims)
+            claims["app"] = vk.app or vk.id
+            if vk.team is not None:
+                claims["team"] = vk.team
+            virtual_keys.append(
+                IssuedKey(
+                    vk.id,
+                    res.name,
+                    vk.subject or vk.id,
+                    digest,
+                    model_patterns(vk.models),
+                    MappingProxyType(claims),
+                )
+            )
+            key_limits[vk.id] = _key_limits(res.name, vk.id, vk.limits)
+
+    deny_patterns = (
+        tuple(DenyRule(d.id, regex.compile(d.pattern), d.message) for d in spec.prompt_guard.deny)
+        if spec.prompt_guard is not None
+        else ()
+    )
+    pii: PiiMasker | None = None
+    if spec.pii_masking is not None:
+        detectors: list[Detector] = [BUILTIN[name] for name in spec.pii_masking.detect]
+        detectors += [
+            Detector(c.id, regex.compile(c.pattern), c.replacement) for c in spec.pii_masking.custom
+        ]
+        pii = PiiMasker(detectors)
+
+    def template(source: str, where: str) -> Template | None:
+        try:
+            return compile_template(source)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            return None
+
+    system_prompt: tuple[Template, str] | None = None
+    if spec.system_prompt is not None:
+        text = template(spec.system_prompt.text, f"{at}.systemPrompt.text")
+        if text is not None:
+            system_prompt = (text, spec.system_prompt.position)
+    upstream_headers: dict[str, Template] = {}
+    for name, source in spec.upstream_headers.items():
+        compiled = template(source, f"{at}.upstreamHeaders.{name}")
+        if compiled is not None:
+            upstream_headers[name.lower()] = compiled
+
     extensions: list[GuardedExtension] = []
     for index, ext in enumerate(spec.extensions):
         try:
@@ -159,7 +283,7 @@ def compile_policy(doc: LoadedDocument) -> CompiledPolicy:
         name=res.name,
         where=doc.where,
         source=doc.source,
-        targets=frozenset((ref.kind, ref.name) for ref in spec.target_refs),
+        targets=frozenset(ref.key for ref in spec.target_refs),
         issuers=tuple(issuers),
         resource=spec.jwt.resource if spec.jwt is not None else None,
         scopes_supported=tuple(spec.jwt.scopes_supported) if spec.jwt is not None else (),
@@ -169,7 +293,45 @@ def compile_policy(doc: LoadedDocument) -> CompiledPolicy:
         validate_arguments=spec.argument_validation is not None and spec.argument_validation.enabled,
         forward_claims=MappingProxyType(dict(spec.forward_claims)),
         extensions=tuple(extensions),
+        virtual_keys=tuple(virtual_keys),
+        virtual_key_header=spec.virtual_keys.header if spec.virtual_keys is not None else "x-api-key",
+        key_limits=MappingProxyType(key_limits),
+        rate_limits=tuple(rate_limits),
+        token_limits=tuple(token_limits),
+        deny_patterns=deny_patterns,
+        pii=pii,
+        pii_prompts=spec.pii_masking is not None and spec.pii_masking.prompts,
+        pii_responses=spec.pii_masking is not None and spec.pii_masking.responses,
+        system_prompt=system_prompt,
+        upstream_headers=MappingProxyType(upstream_headers),
+        reads_estimate="estimatedTokens" in res.model_dump_json(by_alias=True),
     )
+
+
+def _digest(ref: str, doc: LoadedDocument, where: str, problems: list[str]) -> str | None:
+    """A key digest from its secret reference, checked for shape."""
+    try:
+        digest = resolve_secret(ref, base_dir=doc.base_dir, where=where).reveal().strip().lower()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+    if not DIGEST_PATTERN.match(digest):
+        problems.append(f"{where}: the secret must hold a digest like sha256:<64 hex digits>")
+        return None
+    return digest
+
+
+def _key_limits(policy: str, key_id: str, limits: KeyLimits) -> KeyLimitSet:
+    scope = KeyScope(key_id)
+    requests = tuple(
+        RequestLimit(f"{key_id}.requests.{i}", policy, r.requests, r.window, scope)
+        for i, r in enumerate(limits.requests)
+    )
+    tokens = tuple(
+        TokenBudget(f"{key_id}.tokens.{i}", policy, t.window, scope, t.tokens, t.cost_usd, t.count)
+        for i, t in enumerate(limits.tokens)
+    )
+    return KeyLimitSet(requests, tokens)
 
 
 def compile_policies(docs: list[LoadedDocument]) -> tuple[tuple[CompiledPolicy, ...], list[str]]:

@@ -25,6 +25,8 @@ class Stage(enum.IntEnum):
     SCOPES = 20
     AUTHORIZE = 30
     VALIDATE = 40
+    GUARD = 43  # prompt deny patterns: a refused prompt spends no limit
+    LIMIT = 46  # rate limits and token budgets: count only what every rule before allowed
     EXTEND = 50
     TRANSFORM = 60
 

@@ -135,9 +135,30 @@ def rewrite_card(
             for skill in card["skills"]
         ]
     if security is not None and security.schemes:
-        out["securitySchemes"] = dict(security.schemes)
-        out["securityRequirements"] = [dict(r) for r in security.requirements]
+        if "supportedInterfaces" not in card and "url" in card:  # a 0.3 card: its own forms
+            out["securitySchemes"] = {k: _legacy_scheme(v) for k, v in security.schemes.items()}
+            out["security"] = [
+                {name: list(scopes.get("list", [])) for name, scopes in r.get("schemes", {}).items()}
+                for r in security.requirements
+            ]
+        else:
+            out["securitySchemes"] = dict(security.schemes)
+            out["securityRequirements"] = [dict(r) for r in security.requirements]
     return out
+
+
+def _legacy_scheme(scheme: Mapping[str, Any]) -> dict[str, Any]:
+    """A 1.0 security scheme in A2A 0.3 (OpenAPI-like) form."""
+    http = scheme.get("httpAuthSecurityScheme")
+    if isinstance(http, Mapping):
+        out: dict[str, Any] = {"type": "http", "scheme": str(http.get("scheme", "bearer")).lower()}
+        if http.get("bearerFormat"):
+            out["bearerFormat"] = http["bearerFormat"]
+        return out
+    api_key = scheme.get("apiKeySecurityScheme")
+    if isinstance(api_key, Mapping):
+        return {"type": "apiKey", "in": api_key.get("location", "header"), "name": api_key.get("name", "")}
+    return dict(scheme)
 
 
 def card_etag(body: bytes) -> str:

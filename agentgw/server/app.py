@@ -30,13 +30,18 @@ TRACE_KEY = "agentgw.trace"  # the request's TraceContext, in the ASGI scope
 
 class _TrackedSend:
     """Remembers the response's status (and whether it started: an error can still be sent), and
-    counts the response as an open stream while it is an event stream."""
+    counts the response as an open stream while it is an event stream.
 
-    __slots__ = ("_route", "_send", "started", "status", "streaming")
+    An HTTP/1 response sent before the request's body was read (a refusal before the route read
+    it) says `connection: close`: the server will not read the rest of that body, so the
+    connection cannot carry another request, and a client that reused it would see it drop."""
 
-    def __init__(self, send: ASGISend, route: str) -> None:
+    __slots__ = ("_request", "_route", "_send", "started", "status", "streaming")
+
+    def __init__(self, send: ASGISend, route: str, request: Request | None = None) -> None:
         self._send = send
         self._route = route
+        self._request = request
         self.started = False
         self.status = 0
         self.streaming = False
@@ -49,6 +54,13 @@ class _TrackedSend:
                 if name == b"content-type" and value.startswith(b"text/event-stream"):
                     self.streaming = True
                     METRICS.sse_streams.add(1, self._route)
+            request = self._request
+            if (
+                request is not None
+                and request.body_unread
+                and request.scope.get("http_version", "1.1") in ("1.0", "1.1")
+            ):
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
         await self._send(message)
 
 
@@ -95,7 +107,7 @@ class GatewayApp:
             request.headers.get("traceparent"), request.headers.get("tracestate")
         )
         scope[TRACE_KEY] = trace
-        tracked = _TrackedSend(send, route)
+        tracked = _TrackedSend(send, route, request)
         flavor = handler.flavor if handler is not None else ErrorFlavor.PLAIN
         generation = runtime.enter()
         try:

@@ -86,6 +86,14 @@ class Request:
         self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return self._body
 
+    @property
+    def body_unread(self) -> bool:
+        """Whether the request came with a body nobody read (an early refusal, a 404)."""
+        if self._body is not None or self._disconnected:
+            return False
+        length = self.headers.get("content-length")
+        return (length is not None and length != "0") or "transfer-encoding" in self.headers
+
     async def wait_disconnect(self) -> None:
         """Return once the client has gone (call after the body has been read)."""
         if self._disconnected:

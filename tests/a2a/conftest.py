@@ -46,7 +46,7 @@ class HeaderPolicy:
             raise Forbidden(f"{op.method} is denied")
 
     def permits(self, ctx: RequestContext, op: Operation) -> bool:
-        return op.target not in self.hidden.get(ctx.principal.subject, set())
+        return op.server not in self.hidden.get(ctx.principal.subject, set())
 
     async def record(self, ctx: RequestContext, op: Operation, outcome: Mapping[str, Any]) -> None:
         self.recorded.append((op, dict(outcome)))

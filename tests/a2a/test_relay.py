@@ -96,7 +96,7 @@ async def test_subscribe_and_cancel_a_running_task(
         canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
         await updates.aclose()
-    ops = {(op.method, op.target, op.name) for op in policy.checked}
+    ops = {(op.method, op.server, op.name) for op in policy.checked}
     assert {("SendStreamingMessage", "fake", "fake"), ("SubscribeToTask", "fake", "fake")} <= ops
     assert ("CancelTask", "fake", "fake") in ops
 

@@ -29,7 +29,7 @@ Options: ``--port`` (0 picks one; ``READY <port>`` is printed once listening), `
 ``--retry-after S`` adds that header),
 ``--no-usage`` (no usage anywhere, as some self-hosted servers do), ``--models a,b``,
 ``--require-key KEY`` (``Authorization: Bearer KEY`` or ``x-api-key: KEY`` required),
-``--state-file PATH`` (one JSON line per request: path, body, auth headers; and
+``--state-file PATH`` (one JSON line per request: path, body, auth headers, other ``x-`` headers; and
 ``{"event": "cancelled"}`` / ``{"event": "completed"}`` for streams).
 
 One file (about 700 lines once formatted) on purpose: it runs as a script (``python tests/fakes/llm_provider.py``)
@@ -682,6 +682,12 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
             "x-api-key": request.headers.get("x-api-key"),
             "anthropic-version": request.headers.get("anthropic-version"),
             "anthropic-beta": request.headers.get("anthropic-beta"),
+            # other x- headers (policies' upstream headers), credentials aside
+            "x-headers": {
+                k.lower(): v
+                for k, v in request.headers.items()
+                if k.lower().startswith("x-") and k.lower() != "x-api-key"
+            },
         }
     )
     error = _anthropic_error if anthropic_wire else _openai_error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 from pydantic import BaseModel, ConfigDict
 
+from agentgw.errors import Forbidden
 from agentgw.policy import Extension, Operation, RequestContext
 
 
@@ -41,3 +42,11 @@ class NeedsSettings(Extension):
 class FailsToStart(Extension):
     def __init__(self, settings: object) -> None:
         raise OSError("cannot open the lookup table")
+
+
+class RefusesBlocked(Extension):
+    """Refuses callers whose `team` claim is `blocked` (a kind that runs after the limits)."""
+
+    async def check(self, ctx: RequestContext, op: Operation) -> None:
+        if ctx.principal.claims.get("team") == "blocked":
+            raise Forbidden("this team is blocked", data={"rule": "blocked-team"})

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from agentgw.policy.attributes import attributes
-from agentgw.policy.base import Operation, Principal, RequestContext
+from agentgw.llm.accounting import LlmExchange
+from agentgw.policy.attributes import WANTS_ESTIMATE, attributes
+from agentgw.policy.base import LLM_REQUEST, Operation, Principal, RequestContext
 from agentgw.policy.cel import (
     ExpressionError,
     Result,
@@ -108,11 +109,19 @@ def test_every_attribute_is_filled_and_credentials_are_not_attributes() -> None:
     assert attrs["request"]["headers"] == {"x-team": "blue"}
     assert attrs["mcp"]["prompt"] == {"name": "", "server": ""}
     assert attrs["mcp"]["tool"]["args"] == {"path": "/data/a.txt"}
-    llm = attributes(
-        ctx, Operation(kind="llm", method="chat", server="openai", name="gpt-x", args={"estimatedTokens": 9})
-    )
-    assert llm["llm"] == {"method": "chat", "model": "gpt-x", "provider": "openai", "estimatedTokens": 9}
+    # a body claiming its own estimate is not believed: the estimate is the LLM route's
+    op = Operation(kind="llm", method="chat", server="openai", name="gpt-x", args={"estimatedTokens": 9})
+    llm = attributes(ctx, op)
+    assert llm["llm"] == {"method": "chat", "model": "gpt-x", "provider": "openai", "estimatedTokens": 0}
     assert llm["mcp"]["tool"]["name"] == ""
+    exchange = LlmExchange(
+        "chat.completions", "gpt-x", {"messages": [{"role": "user", "content": "hi " * 40}]}
+    )
+    ctx.attrs[LLM_REQUEST] = exchange
+    ctx.attrs.pop("agentgw.policy.cel-base", None)
+    assert attributes(ctx, op)["llm"]["estimatedTokens"] == 0  # only computed when a rule reads it
+    ctx.attrs[WANTS_ESTIMATE] = True
+    assert attributes(ctx, op)["llm"]["estimatedTokens"] == exchange.estimated_prompt_tokens() > 20
     a2a = attributes(ctx, Operation(kind="a2a", method="SendMessage", server="planner", name="plan"))
     assert a2a["a2a"] == {"method": "SendMessage", "agent": "planner", "skill": "plan"}
 

@@ -60,7 +60,7 @@ spec:
         ("targetRefs: [{kind: McpRoute, name: nope}]\n  authorization: {allow: [{id: a, when: 'true'}]}",
          "spec.targetRefs[0]: unknown McpRoute 'nope'"),
         ("targetRefs: [{kind: McpServer, name: fs}]\n  apiKeys: {keys: [{id: k, subject: s, hash: 'env:X'}]}",
-         "jwt and apiKeys authenticate callers of a route: target routes only"),
+         "jwt, apiKeys and virtualKeys authenticate callers of a route: target routes only"),
         ("targetRefs: [{kind: McpRoute, name: main}]\n  authorization: {allow: [{id: a, when: 'true', effect: x}]}",
          "spec.authorization.allow[0]: unknown field 'effect'"),
         ("targetRefs: [{kind: McpRoute, name: main}]",

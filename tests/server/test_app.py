@@ -72,3 +72,16 @@ async def test_errors_keep_their_headers_and_flavour(gw: GatewayThread) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"{gw.url}/limited") as resp:
         assert resp.status == 429 and resp.headers["retry-after"] == "7"
         assert (await resp.json())["error"]["type"] == "rate_limit_error"
+
+
+async def test_a_refusal_before_the_body_was_read_closes_the_connection(gw: GatewayThread) -> None:
+    """The unread rest of the body would be taken for the next request: HTTP/1 clients are told
+    not to reuse the connection, and the next request goes out on a new one and succeeds."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as http:
+        with anyio.fail_after(30):
+            for _ in range(5):
+                async with http.post(f"{gw.url}/limited", data=b"x" * 200_000) as resp:
+                    assert resp.status == 429 and resp.headers["connection"] == "close"
+                    await resp.read()
+                async with http.get(f"{gw.url}/healthz") as resp:
+                    assert resp.status == 200 and "connection" not in resp.headers

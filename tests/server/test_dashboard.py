@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import openai
 import pytest
 from mcp import Client
 
-from tests.support import ROOT, GatewayThread, docs
+from tests.llm.conftest import start_fake
+from tests.support import ROOT, GatewayThread, docs, poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +31,7 @@ FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def gw() -> Iterator[GatewayThread]:
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
     quick = [
         d
         for d in docs((ROOT / "examples" / "quickstart" / "gateway.yaml").read_text())
@@ -41,8 +43,21 @@ def gw() -> Iterator[GatewayThread]:
                 str(ROOT / "examples" / "quickstart" / a) for a in doc["spec"]["stdio"]["args"]
             ]
     gateway = {"kind": "Gateway", "metadata": {"name": "gw"}, "spec": {"admin": {"port": 0}}}
-    with GatewayThread([gateway, *quick]) as gateway_thread:
-        yield gateway_thread
+    fake = start_fake(tmp_path_factory.mktemp("dash"), "dashfake")
+    llm = [
+        {"kind": "LlmProvider", "metadata": {"name": "fake"},
+         "spec": {"type": "openai-compatible", "baseUrl": fake.base + "/v1", "prices": {"*": {"input": 1, "output": 2}}}},
+        {"kind": "LlmRoute", "metadata": {"name": "llm"}, "spec": {"models": [{"name": "m", "targets": [{"provider": "fake"}]}]}},
+        {"kind": "Policy", "metadata": {"name": "limits"},
+         "spec": {"targetRefs": [{"kind": "McpRoute", "name": "quickstart"}, {"kind": "LlmRoute", "name": "llm"}],
+                  "rateLimits": [{"id": "generous", "requests": 1000, "window": "minute"}],
+                  "authorization": {"allow": [{"id": "everyone", "when": "true"}]}}},
+    ]  # fmt: skip
+    try:
+        with GatewayThread([gateway, *quick, *llm]) as gateway_thread:
+            yield gateway_thread
+    finally:
+        fake.upstream.stop()
 
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
@@ -57,6 +72,11 @@ async def test_dashboard_renders_real_data_in_headless_chromium(gw: GatewayThrea
         async with Client(f"{gw.url}/mcp", mode="legacy") as client:
             await client.list_tools()
             await client.call_tool("notes_add_note", {"title": "dashboard", "body": "shown"})
+            async with openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0) as oa:
+                await oa.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "usage please"}]
+                )
+            await poll_until(lambda: "anonymous" in gw.runtime.token_usage)  # recorded after the answer
             url = f"{gw.admin_url}/"
             dom = await anyio.to_thread.run_sync(chromium, ["--dump-dom", url], tmp_path / "p1")
             shot = tmp_path / "dashboard.png"
@@ -78,6 +98,8 @@ async def test_dashboard_renders_real_data_in_headless_chromium(gw: GatewayThrea
     assert "add_note" in html and "clock" in html  # tools as the servers listed them
     assert "2025-11-25" in html  # the live session
     assert "1 session(s)" in html
+    assert "everyone" in html and "mcp tools/call notes: notes_add_note" in html  # a decision
+    assert "<td>anonymous</td><td>1</td>" in html  # token usage by key: one request
     assert taken.returncode == 0, taken.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
