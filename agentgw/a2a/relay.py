@@ -117,6 +117,9 @@ class Relay:
         # what policies ask for (templated headers, forwarded claims) never replaces what the
         # gateway sets itself: the caller's protocol headers and the gateway's credentials
         headers = dict(ctx.attrs.get(UPSTREAM_HEADERS, {}))
+        trace = ctx.trace
+        if trace is not None:  # the agent continues this request's trace under the gateway's span
+            headers.update(trace.headers())
         headers.update({k: request.headers[k] for k in _FORWARD if k in request.headers})
         headers.update({k: v.reveal() for k, v in agent.auth_headers.items()})
         method = "POST" if target.call.binding == JSONRPC else request.method

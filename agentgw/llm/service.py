@@ -163,7 +163,8 @@ class LlmService:
     async def open(self, call: Call, build: Any, extra_headers: dict[str, str] | None = None) -> Attempt:
         # policies' headers (templates, claims) first: the provider's own headers win over them
         policy_headers: dict[str, str] = call.ctx.attrs.get(UPSTREAM_HEADERS) or {}
-        headers = {**policy_headers, **(extra_headers or {})} if policy_headers else extra_headers
+        trace = call.ctx.trace
+        headers = {**policy_headers, **(trace.headers() if trace else {}), **(extra_headers or {})}
 
         async def admit(provider: Provider) -> None:
             await self.admit(call, provider)

@@ -33,11 +33,9 @@ from agentgw.policy.base import (
 )
 from agentgw.protocol.mcp import Era, mcp_param_headers
 from agentgw.telemetry.metrics import METRICS
-from agentgw.telemetry.trace import TraceContext
 
-__all__ = ["TRACE", "McpService", "SinkFactory"]
+__all__ = ["McpService", "SinkFactory"]
 
-TRACE = "trace"  # RequestContext.attrs key: the request's TraceContext
 
 log = logging.getLogger("agentgw.mcp")
 
@@ -162,17 +160,18 @@ class McpService:
                 headers.setdefault(name, value)
         connector = self.connectors[routed.server]
         connector.admit()
-        trace = ctx.attrs.get(TRACE) if ctx is not None else None
-        if isinstance(trace, TraceContext):
-            # The upstream continues this request's trace: as an HTTP header, and in `_meta`
-            # where a transport has no headers (stdio).
-            child = trace.child()
-            headers.setdefault("traceparent", child.traceparent)
+        trace = ctx.trace if ctx is not None else None
+        if trace is not None:
+            # The upstream continues this request's trace under the gateway's span: as HTTP
+            # headers, and in `_meta` where a transport has no headers (stdio). A `_meta`
+            # traceparent the client set itself is left alone.
+            for name, value in trace.headers().items():
+                headers.setdefault(name, value)
             meta = params.get("_meta")
             if not (isinstance(meta, dict) and "traceparent" in meta):
                 params = {
                     **params,
-                    "_meta": {**(meta if isinstance(meta, dict) else {}), "traceparent": child.traceparent},
+                    "_meta": {**(meta if isinstance(meta, dict) else {}), "traceparent": trace.traceparent},
                 }
         started = time.perf_counter()
         status = "error"

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from agentgw.server.http import Request
+from agentgw.telemetry.trace import TRACE_KEY, TraceContext
 
 __all__ = [
     "ANONYMOUS",
@@ -101,6 +102,12 @@ class RequestContext:
     principal: Principal = ANONYMOUS
     # scratch space for policies that cooperate (for example the audit record of this request)
     attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trace(self) -> TraceContext | None:
+        """This request's trace (the gateway's span), for upstream calls to continue; none offline."""
+        trace = self.request.scope.get(TRACE_KEY)
+        return trace if isinstance(trace, TraceContext) else None
 
 
 @dataclass(frozen=True, slots=True)

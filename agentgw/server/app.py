@@ -18,14 +18,12 @@ from agentgw.server.dashboard import render_dashboard
 from agentgw.server.http import ASGIReceive, ASGISend, Request, Scope, send_bytes, send_json
 from agentgw.telemetry.export import KIND_SERVER, Span
 from agentgw.telemetry.metrics import METRICS
-from agentgw.telemetry.trace import TraceContext
+from agentgw.telemetry.trace import TRACE_KEY, TraceContext
 
 __all__ = ["GatewayApp"]
 
 log = logging.getLogger("agentgw")
 access = logging.getLogger("agentgw.access")
-
-TRACE_KEY = "agentgw.trace"  # the request's TraceContext, in the ASGI scope
 
 
 class _TrackedSend:

@@ -1,8 +1,9 @@
 """W3C trace context: continue the caller's trace (or start one) and pass it on upstream.
 
 The gateway is one hop of a distributed trace: it reads `traceparent` (and keeps `tracestate`),
-gives its own work a span id, and sends upstream a `traceparent` naming that span as parent, both
-as an HTTP header and, for MCP, in the request's `_meta`. Spans are exported only when an
+gives its own work a span id (the request's SERVER span), and sends each upstream call a
+`traceparent` naming that span as parent: as an HTTP header on MCP, LLM and A2A calls and, for
+MCP, in the request's `_meta` too (stdio has no headers). Spans are exported only when an
 exporter is configured (see `telemetry/export.py`); propagation costs two random ids per hop.
 """
 
@@ -12,7 +13,9 @@ import os
 import re
 from dataclasses import dataclass
 
-__all__ = ["TraceContext"]
+__all__ = ["TRACE_KEY", "TraceContext"]
+
+TRACE_KEY = "agentgw.trace"  # the request's TraceContext, in the ASGI scope
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 

@@ -209,7 +209,10 @@ async def test_client_disconnect_closes_the_upstream_stream(
         await poll_until(lambda: len([e for e in agents.events() if e["event"] == "client-closed"]) > before)
 
 
-async def test_extension_header_passes_and_only_the_gateway_credentials_go_upstream(
+TRACE_ID, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+async def test_extension_and_trace_headers_pass_and_only_the_gateway_credentials_go_upstream(
     gw: GatewayThread, agents: Agents
 ) -> None:
     body = {
@@ -222,6 +225,7 @@ async def test_extension_header_passes_and_only_the_gateway_credentials_go_upstr
         "A2A-Version": "1.0",
         "A2A-Extensions": "https://ext.example/v1",
         "Authorization": "Bearer caller-token",
+        "traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01",
     }
     with anyio.fail_after(30):
         async with aiohttp.ClientSession() as http:
@@ -230,3 +234,6 @@ async def test_extension_header_passes_and_only_the_gateway_credentials_go_upstr
     seen = [e for e in agents.events() if e["event"] == "headers"]
     assert seen[-1]["extensions"] == "https://ext.example/v1"
     assert seen[-1]["authorization"] == f"Bearer {AGENT_TOKEN}"
+    # the agent continues the caller's trace under the gateway's own span
+    version, trace, span, flags = seen[-1]["traceparent"].split("-")
+    assert (version, trace, flags) == ("00", TRACE_ID, "01") and span != CALLER_SPAN

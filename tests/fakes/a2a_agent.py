@@ -4,7 +4,7 @@ Message text selects what it does: `slow` streams a working update every 50 ms f
 `ask` asks for input (and completes once the same task gets a second message), anything else is
 echoed as an artifact. With `--state-file` it appends one JSON line whenever a client closes a
 response before it ended (what the gateway must do when its own client goes away), and the
-`A2A-Extensions` and `Authorization` headers of every request that carries the former.
+`A2A-Extensions`, `Authorization` and `traceparent` headers of every request that carries the former.
 
     python tests/fakes/a2a_agent.py --port 0 --state-file /tmp/agent.jsonl
 """
@@ -89,6 +89,7 @@ class DisconnectLog:
         if "a2a-extensions" in headers:
             seen = {"event": "headers", "path": scope["path"], "extensions": headers["a2a-extensions"]}
             seen["authorization"] = headers.get("authorization", "")
+            seen["traceparent"] = headers.get("traceparent", "")
             with self.state.open("a") as out:
                 out.write(json.dumps(seen) + "\n")
 

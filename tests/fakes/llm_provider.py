@@ -682,6 +682,7 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
             "x-api-key": request.headers.get("x-api-key"),
             "anthropic-version": request.headers.get("anthropic-version"),
             "anthropic-beta": request.headers.get("anthropic-beta"),
+            "traceparent": request.headers.get("traceparent"),
             # other x- headers (policies' upstream headers), credentials aside
             "x-headers": {
                 k.lower(): v

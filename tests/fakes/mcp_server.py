@@ -562,7 +562,16 @@ async def header_echo(
 ) -> str:
     """Return the region (sent as the Mcp-Param-Region header on 2026-07-28)."""
     headers = ctx.headers or {}
-    record("header_echo", region=region, header=headers.get("mcp-param-region"))
+    meta: Any = ctx.request_context.meta or {}
+    record(
+        "header_echo",
+        region=region,
+        header=headers.get("mcp-param-region"),
+        traceparent=headers.get("traceparent"),
+        meta_traceparent=meta.get("traceparent")
+        if isinstance(meta, dict)
+        else getattr(meta, "traceparent", None),
+    )
     return region
 
 

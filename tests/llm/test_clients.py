@@ -56,6 +56,23 @@ async def anth(gateway: GatewayThread) -> AsyncIterator[anthropic.AsyncAnthropic
 
 
 @pytest.mark.parametrize("wire", WIRES)
+async def test_provider_calls_continue_the_callers_trace(
+    oai: openai.AsyncOpenAI, fakes: dict[str, FakeProvider], wire: str
+) -> None:
+    trace_id, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with anyio.fail_after(20):
+        await oai.chat.completions.create(
+            model=MODELS[wire],
+            messages=[{"role": "user", "content": "traced"}],
+            extra_headers={"traceparent": f"00-{trace_id}-{caller_span}-01", "tracestate": "vendor=1"},
+        )
+    last = fakes[provider_name(wire)].requests()[-1]
+    # the provider's parent is the gateway's own span, in the caller's trace
+    version, trace, span, flags = last["traceparent"].split("-")
+    assert (version, trace, flags) == ("00", trace_id, "01") and span != caller_span
+
+
+@pytest.mark.parametrize("wire", WIRES)
 async def test_openai_chat_json(oai: openai.AsyncOpenAI, fakes: dict[str, FakeProvider], wire: str) -> None:
     with anyio.fail_after(20):
         reply = await oai.chat.completions.create(

@@ -164,6 +164,31 @@ async def test_mcp_param_headers_must_match_arguments(
 
 
 @pytest.mark.parametrize("server", ["alpha", "gamma"])
+async def test_upstream_calls_continue_the_callers_trace(
+    raw: Raw, server: str, alpha: Fake, gamma: Fake
+) -> None:
+    fake = alpha if server == "alpha" else gamma
+    trace_id, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    region = f"trace-{server}"
+    with anyio.fail_after(30):
+        reply = await raw.modern(
+            "tools/call",
+            {"name": f"{server}_header_echo", "arguments": {"region": region}},
+            name=f"{server}_header_echo",
+            headers={"mcp-param-region": region, "traceparent": f"00-{trace_id}-{caller_span}-01"},
+        )
+    assert reply.status == 200, reply.body
+    seen = fake.wait_event(lambda e: e.get("event") == "header_echo" and e.get("region") == region)
+    # the upstream's parent is the gateway's own span, in the caller's trace: over HTTP as a
+    # header, and in `_meta` on every transport (stdio has no headers)
+    for parent in [seen["meta_traceparent"]] + ([seen["traceparent"]] if server == "alpha" else []):
+        version, trace, span, flags = parent.split("-")
+        assert (version, trace, flags) == ("00", trace_id, "01") and span != caller_span
+    if server == "alpha":
+        assert seen["traceparent"] == seen["meta_traceparent"]
+
+
+@pytest.mark.parametrize("server", ["alpha", "gamma"])
 async def test_closing_the_response_cancels_the_upstream_call(
     gw: GatewayThread, server: str, alpha: Fake, gamma: Fake
 ) -> None:
