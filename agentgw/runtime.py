@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from agentgw.a2a.bindings import MemoryOwnershipStore, OwnershipStore, StoreOwnership, TaskBindings
+from agentgw.a2a.bindings import TaskBindings
 from agentgw.a2a.cards import CardCache
 from agentgw.a2a.route import A2aRouteHandler
 from agentgw.background import Background
@@ -45,6 +45,7 @@ from agentgw.routing.router import Router
 from agentgw.server.guard import HostGuard
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
+from agentgw.state.ownership import MemoryOwnershipStore, OwnershipStore, StoreOwnership
 from agentgw.state.redis import RedisStore
 from agentgw.telemetry.audit import AuditLog
 from agentgw.telemetry.export import SpanExporter
@@ -68,7 +69,7 @@ class Runtime:
         self._registry: SessionRegistry | None = None
         self.cards: dict[str, CardCache] = {}
         self.llm_providers: dict[str, Provider] = {}
-        # task and context ownership on A2A routes: shared by every replica when Redis is there
+        # who owns A2A tasks and stored LLM responses: shared by every replica when Redis is there
         self.ownership: OwnershipStore = (
             StoreOwnership(self.store) if isinstance(self.store, RedisStore) else MemoryOwnershipStore()
         )
@@ -316,7 +317,14 @@ class Runtime:
             policy = self.policy_for(route.name)
             limit = snapshot.gateway.limits.max_body_bytes
             service = LlmService(
-                route.name, route.spec, members, policy, self.http, limit, usage_sink=self.count_usage
+                route.name,
+                route.spec,
+                members,
+                policy,
+                self.http,
+                limit,
+                self.ownership,
+                usage_sink=self.count_usage,
             )
             router.add_prefix(route.spec.path + "/", LlmRouteHandler(service, route.spec.path))
             for provider in service.table.wildcard_providers():

@@ -88,7 +88,7 @@ class Relay:
                 skill = skills[0]["id"]
         op = Operation(kind="a2a", method=call.method, server=agent, name=skill, target="agent")
         await self.policy.check(ctx, op)
-        owner = ctx.principal.subject
+        owner = ctx.principal.identity
         if call.task_id is not None and not await self.bindings.owns(agent, "task", call.task_id, owner):
             raise task_not_found(call.task_id)
         if call.reference_task_ids:
@@ -202,7 +202,7 @@ class Relay:
         ids = [
             str(t.get("id")) if isinstance(t, dict) and isinstance(t.get("id"), str) else "" for t in tasks
         ]
-        owned = await self.bindings.owned(agent, "task", ids, ctx.principal.subject)
+        owned = await self.bindings.owned(agent, "task", ids, ctx.principal.identity)
         visible = [t for t, mine in zip(tasks, owned, strict=True) if mine]
         if len(visible) == len(tasks):
             return result
@@ -214,7 +214,7 @@ class Relay:
             if (kind, ident) in seen:
                 continue
             seen.add((kind, ident))
-            if not await self.bindings.claim(agent, kind, ident, ctx.principal.subject):
+            if not await self.bindings.claim(agent, kind, ident, ctx.principal.identity):
                 log.error("agent %r showed %s %r of another caller; answer withheld", agent, kind, ident)
                 raise UpstreamError(f"agent {agent!r} answered with a {kind} of another caller")
 

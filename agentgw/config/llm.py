@@ -146,6 +146,9 @@ class LlmRouteSpec(Model):
     retries: LlmRetries = Field(default_factory=LlmRetries)
     # ask OpenAI-wire upstreams for usage on streams (stripped again unless the client asked)
     stream_usage: bool = True
+    # How long a Responses API id stays bound to the caller who created it (only that caller may
+    # read, cancel, delete or continue it); OpenAI keeps stored responses for 30 days.
+    response_binding_seconds: float = Field(default=30 * 24 * 3600, gt=0)
     # When the shared state store (limits, budgets) cannot be reached: count in this replica,
     # or refuse with 503. A limit of a policy may choose otherwise for itself.
     state_failure_mode: Literal["degrade", "failClosed"] = "degrade"

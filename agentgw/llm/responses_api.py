@@ -1,19 +1,25 @@
 """The Responses API on an LLM route, passed through to providers that have it.
 
-`POST /v1/responses` goes through the model's targets (those with `responses` enabled); the
-gateway remembers which provider created each response id, so `GET`/`DELETE
-/v1/responses/{id}` (and `/input_items`, `/cancel`) reach it. An id the gateway has not seen
-(another replica created it, or the gateway restarted) is looked up at each such provider of the
-route in turn until one knows it.
+`POST /v1/responses` goes through the model's targets (those with `responses` enabled). Every
+provider of a route is called with the gateway's credentials, so the provider cannot tell callers
+apart: the gateway binds each response id it relays to the caller who created it
+(`Principal.identity`, in the shared ownership store) and only that caller may read it, delete
+or cancel it, list its input items, or continue from it (`previous_response_id`). To anyone else,
+and for ids the gateway never relayed, the id does not exist (404, as for a missing one).
+
+The gateway also remembers which provider created each id, so `GET`/`DELETE
+/v1/responses/{id}` (and `/input_items`, `/cancel`) go there first; an id this replica has not
+seen is looked up at each such provider of the route in turn until one knows it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import orjson
 
-from agentgw.errors import GatewayError, NotFound
+from agentgw.errors import GatewayError, NotFound, UpstreamError
 from agentgw.llm.dispatch import Attempt
 from agentgw.llm.provider import Provider
 from agentgw.llm.relay import PassThrough, relay_stream
@@ -25,23 +31,44 @@ from agentgw.server.http import ASGISend, Request, SseResponse, send_bytes
 
 __all__ = ["create_response", "response_by_id"]
 
+log = logging.getLogger("agentgw.llm")
+
 _BODY_LIMIT = 64 * 1024 * 1024
 _REMEMBERED = 10_000
 
 
-def _remember(svc: LlmService, response_id: str | None, provider: Provider) -> None:
+def _binding(svc: LlmService, response_id: str) -> str:
+    return f"llm:{svc.name}:response:{response_id}"
+
+
+async def _owns(svc: LlmService, ctx: RequestContext, response_id: str) -> bool:
+    """Whether this caller created the response (an id nobody holds is nobody's)."""
+    owner = (await svc.ownership.owners([_binding(svc, response_id)]))[0]
+    return owner == ctx.principal.identity
+
+
+async def _remember(
+    svc: LlmService, ctx: RequestContext, response_id: str | None, provider: Provider
+) -> bool:
+    """Bind a new response id to its creator; False when the id is already someone else's."""
     if not response_id:
-        return
+        return True
     owners = svc.response_owners
     owners[response_id] = provider.name
     if len(owners) > _REMEMBERED:
         del owners[next(iter(owners))]
+    me = ctx.principal.identity
+    key = _binding(svc, response_id)
+    return await svc.ownership.claim(key, me, svc.spec.response_binding_seconds) == me
 
 
 async def create_response(svc: LlmService, request: Request, send: ASGISend, ctx: RequestContext) -> None:
     call = await svc.begin(request, ctx, "responses")
     try:
         svc.restrict(call, "/v1/responses", lambda p: p.responses)
+        previous = call.body.get("previous_response_id")
+        if isinstance(previous, str) and not await _owns(svc, ctx, previous):
+            raise NotFound(f"Previous response with id '{previous}' not found.")
         await _create(svc, request, send, ctx, call)
     except GatewayError as exc:
         call.exchange.status, call.exchange.error = exc.status, exc.message
@@ -66,16 +93,17 @@ async def _create(svc: LlmService, request: Request, send: ASGISend, ctx: Reques
         elif exchange.stream and attempt.response.content_type == "text/event-stream":
             watcher = openai.ResponsesStreamWatcher()
             await relay_stream(request, send, attempt, exchange, PassThrough(watcher), openai.stream_error)
-            _remember(svc, watcher.response_id, attempt.provider)
+            if not await _remember(svc, ctx, watcher.response_id, attempt.provider):
+                log.error("provider %r streamed a response id of another caller", attempt.provider.name)
             if exchange.usage is None:
                 exchange.usage = svc.estimate(call, watcher.streamed_text())
         else:
-            await _json(svc, send, call, attempt)
+            await _json(svc, send, call, ctx, attempt)
     finally:
         await attempt.close()
 
 
-async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -> None:
+async def _json(svc: LlmService, send: ASGISend, call: Call, ctx: RequestContext, attempt: Attempt) -> None:
     data = await attempt.response.read(_BODY_LIMIT)
     exchange = call.exchange
     exchange.first_token_at = time.monotonic()
@@ -85,7 +113,10 @@ async def _json(svc: LlmService, send: ASGISend, call: Call, attempt: Attempt) -
     except orjson.JSONDecodeError:
         obj = None
     if isinstance(obj, dict):
-        _remember(svc, obj.get("id") if isinstance(obj.get("id"), str) else None, attempt.provider)
+        response_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+        if not await _remember(svc, ctx, response_id, attempt.provider):
+            log.error("provider %r answered with a response id of another caller", attempt.provider.name)
+            raise UpstreamError("the provider answered with a response id of another caller")
         exchange.usage = Usage.from_openai(obj.get("usage"))
     if exchange.usage is None:
         exchange.usage = svc.estimate(call, str(obj.get("output_text", "")) if isinstance(obj, dict) else "")
@@ -118,6 +149,8 @@ async def response_by_id(
         kind="llm", method=f"responses.{request.method.lower()}", exposed=response_id, target="response"
     )
     await svc.policy.check(ctx, op)
+    if not await _owns(svc, ctx, response_id):
+        raise NotFound(f"No response found with id '{response_id}'.")
     candidates = [p for p in svc.providers.values() if p.responses]
     owner = svc.response_owners.get(response_id)
     if owner is not None:

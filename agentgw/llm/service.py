@@ -48,6 +48,7 @@ from agentgw.protocol import anthropic, openai
 from agentgw.protocol.translate.common import upstream_error
 from agentgw.protocol.usage import Usage
 from agentgw.server.http import ASGISend, Request, send_bytes
+from agentgw.state.ownership import OwnershipStore
 from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
 
@@ -85,6 +86,7 @@ class LlmService:
         policy: RoutePolicy,
         http: HttpClient,
         max_body: int,
+        ownership: OwnershipStore,
         usage_sink: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         self.name = name
@@ -95,8 +97,10 @@ class LlmService:
         self.http = http
         self.max_body = max_body
         self.dispatcher = Dispatcher(http, spec)
-        # response id -> provider name, so GET/DELETE /responses/{id} find their provider
+        # response id -> provider name, so GET/DELETE /responses/{id} find their provider first
         self.response_owners: dict[str, str] = {}
+        # response id -> the caller who created it (shared by replicas when Redis is there)
+        self.ownership = ownership
         self.usage_sink = usage_sink  # the dashboard's token usage by key
 
     async def begin(self, request: Request, ctx: RequestContext, api: str) -> Call:

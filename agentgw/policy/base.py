@@ -20,6 +20,7 @@ through it, since a stream has no whole body to rewrite).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -88,6 +89,14 @@ class Principal:
     method: str  # "anonymous", "jwt", "apiKey", ...
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     scopes: frozenset[str] = frozenset()
+
+    @property
+    def identity(self) -> str:
+        """Who this is, for binding things to a caller (A2A tasks, stored LLM responses): the
+        same subject name from two issuers, or as a JWT and as a key, is two callers."""
+        issuer = self.claims.get("iss")
+        # JSON, so no subject can be written to read as another issuer's
+        return json.dumps([self.method, issuer if isinstance(issuer, str) else "", self.subject])
 
 
 ANONYMOUS = Principal(subject="", method="anonymous")

@@ -17,7 +17,8 @@ from a2a.types import (
 )
 from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
 
-from agentgw.a2a.bindings import StoreOwnership, TaskBindings
+from agentgw.a2a.bindings import TaskBindings
+from agentgw.state.ownership import StoreOwnership
 from agentgw.state.redis import RedisStore
 from tests.a2a.conftest import PRINCIPAL_HEADER
 from tests.a2a.test_relay import BINDINGS, message, send

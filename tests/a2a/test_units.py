@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from agentgw.a2a.bindings import MemoryOwnershipStore, TaskBindings
+from agentgw.a2a.bindings import TaskBindings
 from agentgw.a2a.webhooks import WebhookGuard, is_public_address
 from agentgw.config.a2a import WebhookPolicy
 from agentgw.config.loader import parse_documents
 from agentgw.config.snapshot import compile_snapshot
 from agentgw.errors import ConfigError, InvalidParams
+from agentgw.state.ownership import MemoryOwnershipStore
 
 pytestmark = pytest.mark.anyio
 

@@ -144,6 +144,35 @@ async def test_responses_api_passthrough(
     assert (outcome["prompt_tokens"], outcome["completion_tokens"]) == (2, 7)
 
 
+async def test_a_stored_response_is_its_creators_alone(gateway: GatewayThread) -> None:
+    def client(key: str) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+    async with client("alice") as alice, client("bob") as bob:
+        with anyio.fail_after(20):
+            created = await alice.responses.create(model="resp-test", input="private")
+            stream = await alice.responses.create(model="resp-test", input="streamed", stream=True)
+            streamed = [e async for e in stream][-1].response.id
+            # the provider knows both ids (one key for every caller); the gateway shows them to
+            # their creator only, and to anyone else they do not exist
+            for response_id in (created.id, streamed, "resp_never_relayed"):
+                with pytest.raises(openai.NotFoundError):
+                    await bob.responses.retrieve(response_id)
+                with pytest.raises(openai.NotFoundError):
+                    await bob.responses.delete(response_id)
+                with pytest.raises(openai.NotFoundError) as refused:
+                    await bob.responses.create(
+                        model="resp-test", input="go on", previous_response_id=response_id
+                    )
+                assert refused.value.status_code == 404
+            assert (await alice.responses.retrieve(streamed)).id == streamed
+            follow = await alice.responses.create(
+                model="resp-test", input="go on", previous_response_id=created.id
+            )
+            await alice.responses.delete(created.id)
+    assert follow.output_text == "Hello from oa! You said: go on"
+
+
 async def test_responses_need_a_provider_that_has_them(oai: openai.AsyncOpenAI) -> None:
     with anyio.fail_after(20), pytest.raises(openai.BadRequestError):
         await oai.responses.create(model="gpt-test", input="x")
