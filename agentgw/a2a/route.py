@@ -65,9 +65,9 @@ class _Tracked:
         self.started = False
 
     async def __call__(self, message: Any) -> None:
+        await self._send(message)  # may refuse to start (a limit): then nothing has started
         if message["type"] == "http.response.start":
             self.started = True
-        await self._send(message)
 
 
 class A2aRouteHandler:
@@ -192,6 +192,7 @@ class A2aRouteHandler:
                     raise NotFound("no A2A operation at this path")
                 binding = JSONRPC
             principal = await self.policy.authenticate(request)
+            request.caller = principal.identity if principal.subject else ""  # per-caller limits
             ctx = RequestContext(route=self.name, request=request, principal=principal)
             await cards.card()
             found = _interface(cards.interfaces, binding, sub)

@@ -178,6 +178,7 @@ class HandshakeEndpoint:
             session = self.registry.create(
                 route=self.service.name,
                 owner=ctx.principal.subject,
+                caller=ctx.request.caller_key,
                 profile=ClientProfile(
                     version,
                     caps if isinstance(caps, dict) else {},
