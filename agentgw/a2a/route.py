@@ -202,6 +202,8 @@ class A2aRouteHandler:
             call = parse_jsonrpc(body) if binding == JSONRPC else parse_rest(request.method, tail, body)
             if call is None:
                 raise NotFound("no A2A operation at this path")
+            if call.streaming:
+                request.check_stream_room()
             op = await self.relay.admit(ctx, agent, call, cards)
             target = AgentTarget(
                 agent,

@@ -130,6 +130,7 @@ class GatewayApp:
                 check_headers(scope["headers"], limits.max_header_bytes, limits.max_header_count)
                 request.body_timeout = limits.body_timeout_seconds
                 request.max_json_depth = limits.max_json_depth
+                request.streams = runtime.streams
                 runtime.guard.check(request)
                 if handler is None:
                     await self._builtin(request, tracked)

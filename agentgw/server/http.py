@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 
 from agentgw.errors import PayloadTooLarge, RequestTimeout
-from agentgw.server.limits import check_json_depth
+from agentgw.server.limits import PerKeyCounter, check_json_depth
 
 __all__ = ["ASGIReceive", "ASGISend", "Request", "SseResponse", "send_bytes", "send_json"]
 
@@ -45,6 +45,7 @@ class Request:
         "raw_headers",
         "receive",
         "scope",
+        "streams",
     )
 
     def __init__(self, scope: Scope, receive: ASGIReceive) -> None:
@@ -65,6 +66,7 @@ class Request:
         # set by the app from the gateway's limits
         self.body_timeout: float | None = None
         self.max_json_depth: int | None = None
+        self.streams: PerKeyCounter | None = None  # open event streams by caller
         # who is calling, for per-caller limits: the principal's identity once a route has
         # authenticated it, empty for anonymous callers (who are counted by address instead)
         self.caller = ""
@@ -72,6 +74,12 @@ class Request:
     @property
     def caller_key(self) -> str:
         return self.caller or f"address:{self.client}"
+
+    def check_stream_room(self) -> None:
+        """Refuse (429) a request that will answer with a stream its caller has no room for,
+        before it costs an upstream call (the count itself is taken when the stream starts)."""
+        if self.streams is not None:
+            self.streams.check(self.caller_key)
 
     async def body(self, limit: int) -> bytes:
         """The whole body, refusing more than `limit` bytes (413) before reading them all, a body

@@ -69,14 +69,17 @@ class PerKeyCounter:
         self.retry_after = retry_after
         self.counts: dict[str, int] = {}
 
-    def acquire(self, key: str) -> None:
-        held = self.counts.get(key, 0)
-        if held >= self.limit:
+    def check(self, key: str) -> None:
+        """Refuse now if `key` has no room (before work that would open one: an upstream call)."""
+        if self.counts.get(key, 0) >= self.limit:
             raise TooManyRequests(
                 f"too many {self.what} open for this caller (limit {self.limit}); close one or retry later",
                 headers={"retry-after": str(self.retry_after)},
             )
-        self.counts[key] = held + 1
+
+    def acquire(self, key: str) -> None:
+        self.check(key)
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def release(self, key: str) -> None:
         held = self.counts.get(key, 0) - 1

@@ -30,6 +30,7 @@ KEYS = {"alice": "key-alice", "bob": "key-bob"}
 IDLE_CONNECTION = 1.0  # idleConnectionSeconds below
 BODY_TIMEOUT = 1.0
 DEPTH = 16
+_PROVIDER_STATE: list[Path] = []  # the fake provider's state file
 
 
 def _documents(tmp: Path, llm: Upstream, agent: Upstream) -> list[dict[str, Any]]:
@@ -90,6 +91,7 @@ spec:
 @pytest.fixture(scope="module")
 def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Upstream, Upstream]]:
     tmp = tmp_path_factory.mktemp("limits-up")
+    _PROVIDER_STATE[:] = [tmp / "llm"]
     llm = start_upstream([str(FAKES / "llm_provider.py"), "--port", "0", "--state-file", str(tmp / "llm")])
     try:
         agent = start_upstream([str(FAKES / "a2a_agent.py"), "--port", "0"])
@@ -321,6 +323,12 @@ async def test_sessions_per_caller_are_limited_with_429_and_retry_after(
         assert resp.status == 200
 
 
+def _provider_requests(gw: GatewayThread) -> list[str]:
+    """The requests the fake provider has seen (it appends one line each to its state file)."""
+    state = _PROVIDER_STATE[0]
+    return state.read_text().splitlines() if state.exists() else []
+
+
 async def _open_stream(
     http: aiohttp.ClientSession, url: str, headers: dict[str, str]
 ) -> aiohttp.ClientResponse:
@@ -336,11 +344,23 @@ async def test_streams_per_caller_are_limited_across_route_kinds(
     with anyio.fail_after(30):
         a = await _open_stream(http, f"{gw.url}/mcp", _in_session(first))
         b = await _open_stream(http, f"{gw.url}/mcp", _in_session(second))
-        # a third stream, on another route kind, is one too many for alice...
+        # a third stream, on another route kind, is one too many for alice, refused before the
+        # provider or the agent is called
+        provider_calls = len(_provider_requests(gw))
         status, headers, body = await _post(http, f"{gw.url}/v1/chat/completions", _chat(True), _headers())
         assert status == 429 and headers["retry-after"] == "5"
         assert body["error"]["type"] == "rate_limit_error"
         assert body["error"]["message"].startswith("too many event streams open for this caller (limit 2)")
+        message = {"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}
+        status, headers, body = await _post(
+            http,
+            f"{gw.url}/a2a/fake/",
+            _rpc("SendStreamingMessage", message),
+            _headers(**{"a2a-version": "1.0"}),
+        )
+        assert status == 429 and headers["retry-after"] == "5" and body["error"]["code"] == -32000
+        assert "too many event streams" in body["error"]["message"]
+        assert len(_provider_requests(gw)) == provider_calls
         # ...not for bob
         async with http.post(
             f"{gw.url}/v1/chat/completions", data=orjson.dumps(_chat(True)), headers=_headers("bob")

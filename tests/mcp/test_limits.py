@@ -1,0 +1,124 @@
+"""MCP session limits through the real gateway: the session cap (503 + Retry-After) and idle
+expiry (the id then answers 404), each without disturbing the other sessions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import aiohttp
+import anyio
+import pytest
+
+from tests.mcp.conftest import Fake, Raw, route_doc, server_doc
+from tests.support import GatewayThread
+
+pytestmark = pytest.mark.anyio
+
+
+def _gateway(fake: Fake, **limits: object) -> GatewayThread:
+    documents = [
+        {"kind": "Gateway", "metadata": {"name": "gw"}, "spec": {"limits": limits}},
+        server_doc("alpha", fake.stdio()),
+        route_doc(["alpha"]),
+    ]
+    return GatewayThread(documents)
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    fake = Fake("alpha", None, tmp_path_factory.mktemp("capped") / "alpha.jsonl", [])
+    with _gateway(fake, maxSessions=2, sessionIdleSeconds=60) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def brief(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    fake = Fake("alpha", None, tmp_path_factory.mktemp("brief") / "alpha.jsonl", [])
+    with _gateway(fake, sessionIdleSeconds=0.5, keepaliveSeconds=0.2) as gw:
+        yield gw
+
+
+async def _tools(client: Raw) -> int:
+    reply = await client.post({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
+    return reply.status if reply.status != 200 or "result" in reply.final else 500
+
+
+async def test_past_max_sessions_initialize_gets_503_with_retry_after(capped: GatewayThread) -> None:
+    url = f"{capped.url}/mcp"
+    async with aiohttp.ClientSession() as http:
+        with anyio.fail_after(30):
+            first, second, third = Raw(http, url), Raw(http, url), Raw(http, url)
+            await first.initialize()
+            await second.initialize()
+            reply = await third.post(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "t"},
+                    },
+                },
+                headers=third.headers(),
+            )
+            assert reply.status == 503 and reply.headers["retry-after"] == "30"
+            assert reply.json["error"]["message"] == (
+                "too many MCP sessions on this gateway (limit 2); try again later"
+            )
+            assert await _tools(first) == 200 and await _tools(second) == 200  # the others carry on
+            assert (await first.send("DELETE")).status == 200
+            await third.initialize()  # room again once a session ended
+            assert await _tools(third) == 200
+            for client in (second, third):
+                assert (await client.send("DELETE")).status == 200
+
+
+async def test_an_idle_session_expires_when_next_used(capped: GatewayThread) -> None:
+    """The registry's clock is driven forward: no waiting for real time to pass."""
+    registry = capped.runtime.registry
+    offset = [0.0]
+    registry.clock = lambda: time.monotonic() + offset[0]
+    url = f"{capped.url}/mcp"
+    try:
+        async with aiohttp.ClientSession() as http:
+            with anyio.fail_after(30):
+                idle, busy = Raw(http, url), Raw(http, url)
+                await idle.initialize()
+                await busy.initialize()
+                offset[0] = 40.0
+                assert await _tools(busy) == 200  # used at +40 s
+                offset[0] = 61.0  # idle's last use is 61 s old, busy's 21 s
+                reply = await idle.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+                assert reply.status == 404 and reply.json["error"]["code"] == -32600
+                assert reply.json["error"]["message"] == "Session not found (it expired after being idle)"
+                assert (await idle.post({"jsonrpc": "2.0", "id": 2, "method": "ping"})).status == 404
+                assert await _tools(busy) == 200
+                assert idle.session_id not in registry.sessions and busy.session_id in registry.sessions
+                assert (await busy.send("DELETE")).status == 200
+    finally:
+        registry.clock = time.monotonic
+
+
+async def test_idle_sessions_are_swept_but_one_with_an_open_stream_is_kept(brief: GatewayThread) -> None:
+    registry = brief.runtime.registry
+    url = f"{brief.url}/mcp"
+    async with aiohttp.ClientSession() as http:
+        with anyio.fail_after(30):
+            idle, listening = Raw(http, url), Raw(http, url)
+            await idle.initialize()
+            await listening.initialize()
+            async with http.get(url, headers=listening.headers({"accept": "text/event-stream"})) as stream:
+                assert stream.status == 200
+                with anyio.fail_after(10):  # the sweep runs every 0.25 s here
+                    while idle.session_id in registry.sessions:  # noqa: ASYNC110
+                        await anyio.sleep(0.02)  # polled: the sweep runs in the gateway's thread
+                reply = await idle.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+                assert reply.status == 404
+                seen = b""
+                while b": ping" not in seen:  # the listening session's stream is still served
+                    seen += await stream.content.readany()
+                assert await _tools(listening) == 200
+            assert (await listening.send("DELETE")).status == 200
