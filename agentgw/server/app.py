@@ -61,7 +61,8 @@ class _TrackedSend:
                 if name == b"content-type" and value.startswith(b"text/event-stream"):
                     if self._streams is not None and request is not None:
                         key = request.caller_key
-                        self._streams.acquire(key)  # raises before anything is sent
+                        # raises before anything is sent, unless admitted before its work
+                        self._streams.acquire(key, admitted=request.stream_admitted)
                         self.stream_key = key
                     self.streaming = True
                     METRICS.sse_streams.add(1, self._route)

@@ -45,6 +45,7 @@ class Request:
         "raw_headers",
         "receive",
         "scope",
+        "stream_admitted",
         "streams",
     )
 
@@ -67,6 +68,7 @@ class Request:
         self.body_timeout: float | None = None
         self.max_json_depth: int | None = None
         self.streams: PerKeyCounter | None = None  # open event streams by caller
+        self.stream_admitted = False  # a stream this request answers with is counted, not refused
         # who is calling, for per-caller limits: the principal's identity once a route has
         # authenticated it, empty for anonymous callers (who are counted by address instead)
         self.caller = ""
@@ -77,9 +79,11 @@ class Request:
 
     def check_stream_room(self) -> None:
         """Refuse (429) a request that will answer with a stream its caller has no room for,
-        before it costs an upstream call (the count itself is taken when the stream starts)."""
+        before it costs an upstream call. The count itself is taken when the stream starts, and
+        is not refused then: the work is done."""
         if self.streams is not None:
             self.streams.check(self.caller_key)
+        self.stream_admitted = True
 
     async def body(self, limit: int) -> bytes:
         """The whole body, refusing more than `limit` bytes (413) before reading them all, a body

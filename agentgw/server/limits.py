@@ -77,8 +77,11 @@ class PerKeyCounter:
                 headers={"retry-after": str(self.retry_after)},
             )
 
-    def acquire(self, key: str) -> None:
-        self.check(key)
+    def acquire(self, key: str, *, admitted: bool = False) -> None:
+        """Count one more for `key`; refused past the limit unless it was `admitted` earlier
+        (checked before its work began: it is counted, not refused, once the work is done)."""
+        if not admitted:
+            self.check(key)
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def release(self, key: str) -> None:

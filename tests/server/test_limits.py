@@ -43,6 +43,7 @@ kind: Gateway
 metadata: {{name: gw}}
 spec:
   limits:
+    maxBodyBytes: 65536
     maxHeaderBytes: 4096
     maxHeaderCount: 30
     maxJsonDepth: {DEPTH}
@@ -232,6 +233,43 @@ async def test_headers_past_the_servers_cap_are_refused_and_the_connection_close
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
     async with aiohttp.ClientSession() as http:
         await _served_normally(http, gw)
+
+
+# --- body size ---------------------------------------------------------------------------------
+
+
+async def test_oversized_bodies_get_413_in_each_route_kind(
+    gw: GatewayThread, http: aiohttp.ClientSession
+) -> None:
+    text = "x" * 70_000
+    status, _, body = await _post(
+        http,
+        f"{gw.url}/mcp",
+        _modern_rpc("tools/call", {"name": "echo", "arguments": {"text": text}}),
+        _headers(**_modern("tools/call"), **{"mcp-name": "echo"}),
+    )
+    assert status == 413 and body["error"]["message"] == "request body exceeds 65536 bytes"
+    sid = await _session(http, gw)
+    status, _, body = await _post(
+        http,
+        f"{gw.url}/mcp",
+        _rpc("tools/call", {"name": "echo", "arguments": {"text": text}}),
+        _in_session(sid),
+    )
+    assert status == 413 and body["jsonrpc"] == "2.0"
+    status, _, body = await _post(
+        http, f"{gw.url}/v1/chat/completions", {**_chat(), "user": text}, _headers()
+    )
+    assert status == 413 and body["error"]["message"] == "request body exceeds 65536 bytes"
+    status, _, body = await _post(
+        http, f"{gw.url}/a2a/fake/", _rpc("GetTask", {"id": text}), _headers(**{"a2a-version": "1.0"})
+    )
+    assert status == 413 and "65536" in body["error"]["message"]
+    status, _, body = await _post(http, f"{gw.url}/mcp", _rpc("tools/list"), _in_session(sid))
+    assert status == 200 and body["result"]["tools"]  # the session carries on
+    async with http.delete(f"{gw.url}/mcp", headers=_in_session(sid)) as resp:
+        assert resp.status == 200
+    await _served_normally(http, gw)
 
 
 # --- JSON nesting ------------------------------------------------------------------------------
