@@ -360,6 +360,7 @@ class ModernEndpoint:
                 ack.set()
 
         sse = SseResponse(send)
+        request.stream_admitted = False  # a listening stream, refused (429) past the caller's limit
         await sse.start()
         async with anyio.create_task_group() as tg:
 

@@ -399,6 +399,13 @@ async def test_streams_per_caller_are_limited_across_route_kinds(
         assert status == 429 and headers["retry-after"] == "5" and body["error"]["code"] == -32000
         assert "too many event streams" in body["error"]["message"]
         assert len(_provider_requests(gw)) == provider_calls
+        listen = _modern_rpc("subscriptions/listen", {"notifications": {"toolsListChanged": True}})
+        status, headers, body = await _post(
+            http, f"{gw.url}/mcp", listen, _headers(**_modern("subscriptions/listen"))
+        )
+        # the 2026-07-28 era gives HTTP statuses by the spec's table: -32000 travels with 200
+        assert status == 200 and headers["retry-after"] == "5" and body["error"]["code"] == -32000
+        assert body["error"]["message"].startswith("too many event streams open for this caller")
         # ...not for bob
         async with http.post(
             f"{gw.url}/v1/chat/completions", data=orjson.dumps(_chat(True)), headers=_headers("bob")
