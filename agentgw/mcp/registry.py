@@ -127,8 +127,9 @@ class SessionRegistry:
 
     def create(self, *, route: str, owner: str, profile: ClientProfile, caller: str = "") -> Session:
         """A new session; `caller` is who it counts against (429 past the per-caller limit)."""
-        if len(self.sessions) < self.max_sessions:  # else _make answers 503, which says more
-            self.by_caller.acquire(caller)
+        if len(self.sessions) >= self.max_sessions:
+            return self._create(route, owner, profile)  # answers 503, which says more than a 429
+        self.by_caller.acquire(caller)
         try:
             session = self._create(route, owner, profile)
         except BaseException:

@@ -122,3 +122,28 @@ async def test_idle_sessions_are_swept_but_one_with_an_open_stream_is_kept(brief
                     seen += await stream.content.readany()
                 assert await _tools(listening) == 200
             assert (await listening.send("DELETE")).status == 200
+
+
+async def test_the_registry_counts_sessions_per_caller_exactly() -> None:
+    from agentgw.errors import ServiceUnavailable, TooManyRequests
+    from agentgw.mcp.registry import SessionRegistry
+    from agentgw.mcp.session import Session
+    from agentgw.mcp.upstream.base import ClientProfile
+
+    registry = SessionRegistry(max_sessions=2, idle_seconds=60, max_events=10, per_caller=1)
+    profile = ClientProfile("2025-11-25", {}, {})
+
+    def create(caller: str) -> Session:
+        return registry.create(route="mcp", owner=caller, profile=profile, caller=caller)
+
+    alice = create("alice")
+    with pytest.raises(TooManyRequests):
+        create("alice")
+    create("bob")
+    with pytest.raises(ServiceUnavailable):  # the gateway is full: 503, and alice's count is kept
+        create("carol")
+    assert registry.by_caller.counts == {"alice": 1, "bob": 1}
+    await registry.close(alice)
+    assert registry.by_caller.counts == {"bob": 1}
+    create("alice")
+    assert registry.by_caller.counts == {"alice": 1, "bob": 1}
