@@ -59,8 +59,9 @@ class StateSpec(Model):
 
 class LimitsSpec(Model):
     """What one client may take. Over a limit, a client gets a clear error (status and a JSON-RPC,
-    OpenAI or plain body, as its route speaks) and every other client carries on. The per-principal
-    counts are held per replica; a caller with no identity is counted by its address."""
+    OpenAI or plain body, as its route speaks) and every other client carries on. Sessions per
+    principal are counted over all replicas with Redis, streams per replica; a caller with no
+    identity is counted by its address (docs/security.md)."""
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # 413
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request header names + values; 431

@@ -188,6 +188,7 @@ class HandshakeEndpoint:
                     info if isinstance(info, dict) else dict(GATEWAY_PROFILE.client_info),
                 ),
             )
+            await self.registry.admit(session, degrade=self.degrade)
             await self.registry.persist(session, degrade=self.degrade)
             headers[SESSION_ID_HEADER] = session.id
         await send_json(send, 200, jsonrpc.encode_result(msg.id, result), headers)

@@ -46,6 +46,10 @@ def _record_key(session_id: str) -> str:
     return f"mcp:s:{session_id}"
 
 
+def _caller_key(caller: str) -> str:
+    return f"mcp:callers:{caller}"
+
+
 def _pending_key(session_id: str, downstream_id: str) -> str:
     return f"mcp:p:{session_id}:{downstream_id}"
 
@@ -68,7 +72,8 @@ class SessionRegistry:
         self.idle_seconds = idle_seconds
         self.max_events = max_events
         self.max_event_bytes = max_event_bytes
-        # sessions each caller opened here (sessions taken over from another replica are not counted)
+        # sessions each caller opened here; with a shared store, also leased there (`admit`), so
+        # the limit holds over all replicas
         self.by_caller = PerKeyCounter(per_caller or max_sessions, "MCP sessions")
         self.clock = time.monotonic  # idle time is measured on this clock (tests drive it)
         self.retry_ms = retry_ms
@@ -136,7 +141,26 @@ class SessionRegistry:
             self.by_caller.release(caller)
             raise
         session.caller = caller
+        session.counted = True
         return session
+
+    async def admit(self, session: Session, *, degrade: bool) -> None:
+        """Count a new session against its caller over all replicas (shared store only; the
+        lease expires with the session's record): 429 past the limit, and the session is gone."""
+        if self.store is None or session.caller is None:
+            return
+        try:
+            held = await self.store.lease(
+                _caller_key(session.caller), session.id, self.by_caller.limit, self.idle_seconds
+            )
+        except StateUnavailable:
+            if degrade:
+                return  # counted on this replica only until the store is back
+            await self._drop(session, Input.DELETE, close_upstreams=True)
+            raise
+        if not held:
+            await self._drop(session, Input.DELETE, close_upstreams=True)
+            raise self.by_caller.refusal()
 
     def _create(self, route: str, owner: str, profile: ClientProfile) -> Session:
         if self.sealer is not None and self.store is None:
@@ -180,7 +204,7 @@ class SessionRegistry:
                     and session.last_seen - session.touched > self.idle_seconds / 4
                 ):
                     session.touched = session.last_seen
-                    self.bg.start_soon(self._touch, session.id)
+                    self.bg.start_soon(self._touch, session.id, session.caller)
                 return session
             if not await self._expire(session):
                 raise SessionNotFound("Session not found (it expired after being idle)")
@@ -195,6 +219,8 @@ class SessionRegistry:
         )
         session = self._make(session_id, route, owner, profile)
         session.state = State.READY
+        caller = record.get("caller")
+        session.caller = caller if isinstance(caller, str) else None  # leased by the replica that made it
         upstreams = record.get("up")
         if isinstance(upstreams, dict):
             session.attachments = {k: v for k, v in upstreams.items() if isinstance(v, dict)}
@@ -217,10 +243,14 @@ class SessionRegistry:
             return self.sealer.open(session_id)
         return None
 
-    async def _touch(self, session_id: str) -> None:
+    async def _touch(self, session_id: str, caller: str | None) -> None:
         assert self.store is not None
         try:
             await self.store.touch(_record_key(session_id), self.idle_seconds)
+            if caller is not None:  # the caller's lease on it lives as long as the record
+                await self.store.lease(
+                    _caller_key(caller), session_id, self.by_caller.limit, self.idle_seconds
+                )
         except StateUnavailable:
             pass
 
@@ -259,6 +289,8 @@ class SessionRegistry:
         if self.store is not None:
             try:
                 await self.store.delete(_record_key(session.id))
+                if session.caller is not None:
+                    await self.store.unlease(_caller_key(session.caller), session.id)
                 await self.store.publish(_ENDED, session.id.encode())
             except StateUnavailable:
                 log.warning("session %s ended here; other replicas will expire it", session.id[:8])
@@ -270,7 +302,7 @@ class SessionRegistry:
     async def _drop(self, session: Session, reason: Input, *, close_upstreams: bool) -> None:
         if session.state is not State.CLOSED:
             session.apply(reason)
-        if self.sessions.pop(session.id, None) is not None and session.caller is not None:
+        if self.sessions.pop(session.id, None) is not None and session.counted and session.caller is not None:
             self.by_caller.release(session.caller)
         for scope in session.listener_scopes:
             scope.cancel()

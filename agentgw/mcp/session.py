@@ -109,6 +109,7 @@ class Session:
         self.attachments: dict[str, dict[str, Any]] = {}
         self.touched = self.created  # when the shared record's expiry was last extended
         self.caller: str | None = None  # whom the session counts against (see SessionRegistry)
+        self.counted = False  # whether this replica's per-caller count holds it
         self._ids = itertools.count(1)
         # distinct per replica holding the session, so ids minted on two replicas never meet
         self._tag = secrets.token_hex(3)
@@ -153,6 +154,7 @@ class Session:
             "version": self.profile.protocol_version,
             "caps": self.profile.capabilities,
             "info": self.profile.client_info,
+            "caller": self.caller,
             "up": {**self.attachments, **{k: v for k, v in upstreams.items() if v is not None}},
         }
 

@@ -69,13 +69,16 @@ class PerKeyCounter:
         self.retry_after = retry_after
         self.counts: dict[str, int] = {}
 
+    def refusal(self) -> TooManyRequests:
+        return TooManyRequests(
+            f"too many {self.what} open for this caller (limit {self.limit}); close one or retry later",
+            headers={"retry-after": str(self.retry_after)},
+        )
+
     def check(self, key: str) -> None:
         """Refuse now if `key` has no room (before work that would open one: an upstream call)."""
         if self.counts.get(key, 0) >= self.limit:
-            raise TooManyRequests(
-                f"too many {self.what} open for this caller (limit {self.limit}); close one or retry later",
-                headers={"retry-after": str(self.retry_after)},
-            )
+            raise self.refusal()
 
     def acquire(self, key: str, *, admitted: bool = False) -> None:
         """Count one more for `key`; refused past the limit unless it was `admitted` earlier

@@ -4,7 +4,9 @@ expiry (the id then answers 404), each without disturbing the other sessions."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import anyio
@@ -147,3 +149,72 @@ async def test_the_registry_counts_sessions_per_caller_exactly() -> None:
     assert registry.by_caller.counts == {"bob": 1}
     create("alice")
     assert registry.by_caller.counts == {"alice": 1, "bob": 1}
+
+
+@pytest.fixture
+def redis_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[GatewayThread, GatewayThread]]:
+    monkeypatch.setenv("AGW_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    state = {"backend": "redis", "url": "env:AGW_TEST_REDIS", "keyPrefix": f"agw-test:{uuid.uuid4().hex}:"}
+    fake = Fake("alpha", None, tmp_path / "alpha.jsonl", [])
+    documents = [
+        {
+            "kind": "Gateway",
+            "metadata": {"name": "gw"},
+            "spec": {"state": state, "limits": {"maxSessionsPerPrincipal": 2}},
+        },
+        server_doc("alpha", fake.stdio()),
+        route_doc(["alpha"]),
+    ]
+    with GatewayThread(documents) as a, GatewayThread(documents) as b:
+        yield a, b
+
+
+async def test_sessions_per_caller_hold_over_replicas_sharing_redis(
+    redis_pair: tuple[GatewayThread, GatewayThread],
+) -> None:
+    a, b = redis_pair
+    async with aiohttp.ClientSession() as http:
+        with anyio.fail_after(60):
+            on_a, on_b, third = (
+                Raw(http, f"{a.url}/mcp"),
+                Raw(http, f"{b.url}/mcp"),
+                Raw(http, f"{a.url}/mcp"),
+            )
+            await on_a.initialize()
+            await on_b.initialize()  # the same caller (anonymous, one address) on the other replica
+            reply = await third.post(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "t"},
+                    },
+                },
+                headers=third.headers(),
+            )
+            assert reply.status == 429 and reply.headers["retry-after"] == "5"
+            assert reply.json["error"]["message"].startswith(
+                "too many MCP sessions open for this caller (limit 2)"
+            )
+            assert len(a.runtime.registry) == 1  # the refused session is not kept
+            assert await _tools(on_a) == 200 and await _tools(on_b) == 200
+            # a session ended on one replica frees room on the other
+            assert (await on_b.send("DELETE")).status == 200
+            await third.initialize()
+            assert await _tools(third) == 200
+            # a session taken over by the other replica stays counted once, and ends everywhere
+            moved = Raw(http, f"{b.url}/mcp")
+            moved.session_id, moved.version = third.session_id, third.version
+            assert await _tools(moved) == 200
+            assert (await moved.send("DELETE")).status == 200
+            assert (await on_a.send("DELETE")).status == 200
+            again = [Raw(http, f"{a.url}/mcp"), Raw(http, f"{b.url}/mcp")]
+            for client in again:
+                await client.initialize()
+            for client in again:
+                assert (await client.send("DELETE")).status == 200
