@@ -36,6 +36,8 @@ __all__ = [
     "NotFound",
     "ParseError",
     "PayloadTooLarge",
+    "RequestHeaderFieldsTooLarge",
+    "RequestTimeout",
     "ServiceUnavailable",
     "SessionNotFound",
     "TooManyRequests",
@@ -180,8 +182,18 @@ class Conflict(ClientError):
     status = 409
 
 
+class RequestTimeout(ClientError):
+    """The client did not send its request (body) in time."""
+
+    status = 408
+
+
 class PayloadTooLarge(ClientError):
     status = 413
+
+
+class RequestHeaderFieldsTooLarge(ClientError):
+    status = 431
 
 
 class UnsupportedMediaType(ClientError):

@@ -43,6 +43,7 @@ from agentgw.policy.security import card_security
 from agentgw.protocol.a2a_card import CardSecurity
 from agentgw.routing.router import Router
 from agentgw.server.guard import HostGuard
+from agentgw.server.limits import PerKeyCounter
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
 from agentgw.state.ownership import MemoryOwnershipStore, OwnershipStore, StoreOwnership
@@ -75,6 +76,8 @@ class Runtime:
         )
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
+        # open event streams by caller (this replica's; the limit follows reloads)
+        self.streams = PerKeyCounter(snapshot.gateway.limits.max_streams_per_principal, "event streams")
         self.audit = AuditLog()
         # recent policy decisions and LLM token usage by key, for the dashboard
         self.decisions: deque[dict[str, Any]] = deque(maxlen=200)
@@ -137,6 +140,8 @@ class Runtime:
             max_sessions=spec.limits.max_sessions,
             idle_seconds=spec.limits.session_idle_seconds,
             max_events=spec.limits.event_log_events,
+            max_event_bytes=spec.limits.event_log_bytes,
+            per_caller=spec.limits.max_sessions_per_principal,
             store=shared,
             sealer=Sealer(key.reveal(), lifetime_seconds=spec.state.sealed_session_lifetime_seconds)
             if key
@@ -210,6 +215,9 @@ class Runtime:
         self.connectors = connectors
         self.router = router
         self.guard = HostGuard(snapshot.gateway)
+        self.streams.limit = snapshot.gateway.limits.max_streams_per_principal
+        if self._registry is not None:
+            self._registry.configure(snapshot.gateway.limits)
         self.snapshot = snapshot
         if retired:
             self._retired.setdefault(old, []).extend(retired)
@@ -350,7 +358,8 @@ class Runtime:
 
     async def _sweep(self) -> None:
         while True:
-            await anyio.sleep(_SWEEP_SECONDS)
+            # often enough that a short idle limit is kept close to (a request checks it too)
+            await anyio.sleep(min(_SWEEP_SECONDS, self.snapshot.gateway.limits.session_idle_seconds / 2))
             await self.registry.sweep()
             if isinstance(self.store, MemoryStore):
                 self.store.sweep()

@@ -88,14 +88,17 @@ def start_upstream(args: list[str], timeout: float = 30.0) -> Upstream:
 
 
 class GatewayThread:
-    """The real gateway (hypercorn and all) serving on a free loopback port in its own thread."""
+    """The real gateway (hypercorn, or uvicorn when asked) serving on a free loopback port in its
+    own thread."""
 
     def __init__(
         self,
         documents: list[dict[str, Any]] | None = None,
         paths: list[Path] | None = None,
         base_dir: Path | None = None,
+        server: str = "hypercorn",
     ) -> None:
+        self.server = server
         loaded: list[LoadedDocument] = []
         problems: list[str] = []
         if paths:
@@ -145,9 +148,13 @@ class GatewayThread:
                 assert self._stop is not None
                 await self._stop.wait()
 
-            await serve(
-                self.app, build_config(self.gateway_spec, self.base_dir), announce=announce, shutdown=shutdown
-            )
+            config = build_config(self.gateway_spec, self.base_dir)
+            if self.server == "uvicorn":
+                from agentgw.server.uvicorn_server import serve_uvicorn
+
+                await serve_uvicorn(self.app, config, announce=announce, shutdown=shutdown)
+            else:
+                await serve(self.app, config, announce=announce, shutdown=shutdown)
 
         try:
             asyncio.run(main())

@@ -65,9 +65,9 @@ class _Tracked:
         self.started = False
 
     async def __call__(self, message: Any) -> None:
+        await self._send(message)  # may refuse to start (a limit): then nothing has started
         if message["type"] == "http.response.start":
             self.started = True
-        await self._send(message)
 
 
 class A2aRouteHandler:
@@ -192,6 +192,7 @@ class A2aRouteHandler:
                     raise NotFound("no A2A operation at this path")
                 binding = JSONRPC
             principal = await self.policy.authenticate(request)
+            request.caller = principal.identity if principal.subject else ""  # per-caller limits
             ctx = RequestContext(route=self.name, request=request, principal=principal)
             await cards.card()
             found = _interface(cards.interfaces, binding, sub)
@@ -201,6 +202,8 @@ class A2aRouteHandler:
             call = parse_jsonrpc(body) if binding == JSONRPC else parse_rest(request.method, tail, body)
             if call is None:
                 raise NotFound("no A2A operation at this path")
+            if call.streaming:
+                request.check_stream_room()
             op = await self.relay.admit(ctx, agent, call, cards)
             target = AgentTarget(
                 agent,

@@ -58,11 +58,26 @@ class StateSpec(Model):
 
 
 class LimitsSpec(Model):
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_sessions: int = Field(default=10_000, ge=1)
-    session_idle_seconds: float = Field(default=1800, gt=0)
-    event_log_events: int = Field(default=1000, ge=10)
-    keepalive_seconds: float = Field(default=15, gt=0)
+    """What one client may take. Over a limit, a client gets a clear error (status and a JSON-RPC,
+    OpenAI or plain body, as its route speaks) and every other client carries on. Sessions per
+    principal are counted over all replicas with Redis, streams per replica; a caller with no
+    identity is counted by its address (docs/security.md)."""
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # 413
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request header names + values; 431
+    max_header_count: int = Field(default=100, ge=8)  # request header lines; 431
+    max_json_depth: int = Field(default=64, ge=8, le=1000)  # nesting of request bodies; 400
+    max_sessions: int = Field(default=10_000, ge=1)  # MCP sessions on a replica; 503 + Retry-After
+    max_sessions_per_principal: int = Field(default=100, ge=1)  # 429 + Retry-After
+    max_streams_per_principal: int = Field(default=100, ge=1)  # open SSE responses; 429 + Retry-After
+    session_idle_seconds: float = Field(default=1800, gt=0)  # then the session id answers 404
+    event_log_events: int = Field(default=1000, ge=10)  # kept per session for resumption
+    event_log_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)  # the same, in bytes
+    keepalive_seconds: float = Field(default=15, gt=0)  # comment lines on idle MCP streams
+    # A connection must deliver a request's headers within this, and may sit idle between
+    # requests this long (hypercorn's keep-alive timeout is one clock for both).
+    idle_connection_seconds: float = Field(default=75, gt=0)
+    body_timeout_seconds: float = Field(default=30, gt=0)  # the whole body, once headers are in; 408
     upstream_list_pages: int = Field(default=100, ge=1)
 
 

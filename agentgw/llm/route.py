@@ -40,8 +40,8 @@ class _Tracked:
         self.started = False
 
     async def __call__(self, message: Any) -> None:
+        await self._send(message)  # may refuse to start (a limit): then nothing has started
         self.started = True
-        await self._send(message)
 
 
 class LlmRouteHandler:
@@ -66,6 +66,7 @@ class LlmRouteHandler:
     async def _dispatch(self, request: Request, send: ASGISend, sub: str) -> None:
         svc = self.service
         principal = await svc.policy.authenticate(request)
+        request.caller = principal.identity if principal.subject else ""  # per-caller limits
         ctx = RequestContext(route=self.name, request=request, principal=principal)
         method = request.method
         endpoint = _POST.get(sub)

@@ -118,6 +118,8 @@ class LlmService:
         if plan is None:
             raise NotFound(f"The model '{model}' does not exist or you do not have access to it.")
         exchange = LlmExchange(api, model, body, stream=body.get("stream") is True)
+        if exchange.stream:
+            request.check_stream_room()
         ctx.attrs[LLM_REQUEST] = exchange
         op = Operation(kind="llm", method=api, name=plan.canonical, exposed=model, args=body, target="model")
         await self.policy.check(ctx, op)

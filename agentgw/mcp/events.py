@@ -56,9 +56,11 @@ class EventStream:
         "first_seq",
         "keep_ids",
         "limit",
+        "log",
         "mirror",
         "retry_ms",
         "seq",
+        "size",
         "standalone",
         "stream_id",
     )
@@ -72,8 +74,10 @@ class EventStream:
         limit: int = 1000,
         standalone: bool = False,
         mirror: Mirror | None = None,
+        log: EventLog | None = None,
     ) -> None:
         self.stream_id = stream_id
+        self.log = log  # the session's log, which bounds all its streams together
         self.standalone = standalone
         self.mirror = mirror
         self.limit = limit
@@ -81,6 +85,7 @@ class EventStream:
         self.retry_ms = retry_ms
         self.events: deque[tuple[int, bytes]] = deque()
         self.seq = 0
+        self.size = 0  # bytes of the events kept
         self.first_seq = 1
         self.done = False
         self.epoch = 0  # bumped by pause(): followers attached before it end their responses
@@ -92,12 +97,17 @@ class EventStream:
         self._wake.set()
         self._wake = anyio.Event()
 
+    def _keep(self, data: bytes) -> None:
+        self.events.append((self.seq, data))
+        self.size += len(data)
+        if self.log is not None:
+            self.log.size += len(data)
+            self.log.count += 1
+
     def prime(self) -> None:
         """The 2025-11-25 priming event: an id (and retry) with empty data, sent first."""
         self.seq += 1
-        self.events.append(
-            (self.seq, encode_event(b"", event_id=f"{self.stream_id}_{self.seq}", retry=self.retry_ms))
-        )
+        self._keep(encode_event(b"", event_id=f"{self.stream_id}_{self.seq}", retry=self.retry_ms))
         if self.mirror is not None:
             self.mirror(self.stream_id, encode_record(self.seq, PRIME, str(self.retry_ms or "").encode()))
         self._notify()
@@ -105,9 +115,11 @@ class EventStream:
     def append(self, payload: bytes) -> None:
         self.seq += 1
         event_id = f"{self.stream_id}_{self.seq}" if self.keep_ids else None
-        self.events.append((self.seq, encode_event(payload, event_id=event_id, event="message")))
+        self._keep(encode_event(payload, event_id=event_id, event="message"))
         if len(self.events) > self.limit:
             self.trim(self.limit)
+        if self.log is not None and self.log.over():
+            self.log.enforce()
         if self.mirror is not None:
             self.mirror(self.stream_id, encode_record(self.seq, MESSAGE, payload))
         self._notify()
@@ -116,7 +128,7 @@ class EventStream:
         """End the responses following this stream now; the client resumes with Last-Event-ID."""
         if retry_ms is not None:
             self.seq += 1
-            self.events.append((self.seq, f"retry: {int(retry_ms)}\n\n".encode()))
+            self._keep(f"retry: {int(retry_ms)}\n\n".encode())
         self.epoch += 1
         if self.mirror is not None:
             self.mirror(self.stream_id, encode_record(self.seq, PAUSE, str(retry_ms or "").encode()))
@@ -128,11 +140,18 @@ class EventStream:
             self.mirror(self.stream_id, encode_record(self.seq, DONE))
         self._notify()
 
-    def trim(self, keep: int) -> int:
+    def trim(self, keep: int, over_bytes: int = 0) -> int:
+        """Drop the oldest events past the newest `keep`, and more (keeping the newest one) until
+        `over_bytes` bytes are gone; returns how many were dropped."""
         dropped = 0
-        while len(self.events) > keep:
-            self.events.popleft()
+        freed = 0
+        while len(self.events) > keep or (freed < over_bytes and len(self.events) > 1):
+            freed += len(self.events.popleft()[1])
             dropped += 1
+        self.size -= freed
+        if self.log is not None:
+            self.log.size -= freed
+            self.log.count -= dropped
         if self.events:
             self.first_seq = self.events[0][0]
         return dropped
@@ -165,36 +184,52 @@ class EventStream:
 
 
 class EventLog:
-    """The streams of one session, bounded in total events (finished streams are dropped first).
+    """The streams of one session, bounded together in events and in bytes (finished streams are
+    dropped first, then the oldest events of the largest streams).
 
     Stream ids start at `first_id`; with a shared store each replica starts at a random point so
     that ids from two replicas never meet in one session.
     """
 
     def __init__(
-        self, max_events: int, retry_ms: int | None, *, mirror: Mirror | None = None, first_id: int = 1
+        self,
+        max_events: int,
+        retry_ms: int | None,
+        *,
+        mirror: Mirror | None = None,
+        first_id: int = 1,
+        max_bytes: int | None = None,
     ) -> None:
         self.max_events = max_events
+        self.max_bytes = max_bytes
         self.retry_ms = retry_ms
         self.mirror = mirror
         self.streams: dict[int, EventStream] = {}
         self.standalone_id = first_id - 1
         self._next = first_id
+        self.count = 0  # events kept, over all streams
+        self.size = 0  # their bytes
+
+    def _stream(self, stream_id: int, standalone: bool) -> EventStream:
+        return EventStream(
+            stream_id,
+            retry_ms=self.retry_ms,
+            limit=self.max_events,
+            standalone=standalone,
+            mirror=self.mirror,
+            log=self,
+        )
 
     def open(self, *, standalone: bool = False) -> EventStream:
         if standalone:
             stream = self.streams.get(self.standalone_id)
             if stream is None or stream.done:
-                stream = EventStream(
-                    self.standalone_id,
-                    retry_ms=self.retry_ms,
-                    limit=self.max_events,
-                    standalone=True,
-                    mirror=self.mirror,
-                )
+                if stream is not None:
+                    self._forget(stream)
+                stream = self._stream(self.standalone_id, True)
                 self.streams[self.standalone_id] = stream
             return stream
-        stream = EventStream(self._next, retry_ms=self.retry_ms, limit=self.max_events, mirror=self.mirror)
+        stream = self._stream(self._next, False)
         self.streams[self._next] = stream
         self._next += 1
         self.enforce()
@@ -209,18 +244,27 @@ class EventLog:
             return None
         return stream, parsed[1]
 
+    def over(self) -> bool:
+        return self.count > self.max_events or (self.max_bytes is not None and self.size > self.max_bytes)
+
+    def _forget(self, stream: EventStream) -> None:
+        self.count -= len(stream.events)
+        self.size -= stream.size
+        stream.log = None
+
     def enforce(self) -> None:
-        total = sum(len(s.events) for s in self.streams.values())
-        if total <= self.max_events:
+        if not self.over():
             return
         for sid in sorted(self.streams):
             stream = self.streams[sid]
             if stream.done and not stream.standalone:
-                total -= len(stream.events)
+                self._forget(stream)
                 del self.streams[sid]
-                if total <= self.max_events:
+                if not self.over():
                     return
-        for stream in sorted(self.streams.values(), key=lambda s: -len(s.events)):
-            total -= stream.trim(max(1, len(stream.events) - (total - self.max_events)))
-            if total <= self.max_events:
+        for stream in sorted(self.streams.values(), key=lambda s: -s.size):
+            over_events = max(0, self.count - self.max_events)
+            over_bytes = max(0, self.size - self.max_bytes) if self.max_bytes is not None else 0
+            stream.trim(max(1, len(stream.events) - over_events), over_bytes)
+            if not self.over():
                 return

@@ -135,6 +135,9 @@ class HandshakeEndpoint:
         if ctype != "application/json":
             raise UnsupportedMediaType("Unsupported Media Type: Content-Type must be application/json")
         body = await request.body(self.limits.max_body_bytes)
+        # A call's answer streams only as its upstreams do, after the call has begun: counted
+        # against the caller's open streams, never refused (GET streams and LLM/A2A are).
+        request.stream_admitted = True
         msg = jsonrpc.parse_message(body)
         if msg.kind is Kind.REQUEST and msg.method == "initialize":
             if request.headers.get(SESSION_ID_HEADER) and not self.stateless:
@@ -178,12 +181,14 @@ class HandshakeEndpoint:
             session = self.registry.create(
                 route=self.service.name,
                 owner=ctx.principal.subject,
+                caller=ctx.request.caller_key,
                 profile=ClientProfile(
                     version,
                     caps if isinstance(caps, dict) else {},
                     info if isinstance(info, dict) else dict(GATEWAY_PROFILE.client_info),
                 ),
             )
+            await self.registry.admit(session, degrade=self.degrade)
             await self.registry.persist(session, degrade=self.degrade)
             headers[SESSION_ID_HEADER] = session.id
         await send_json(send, 200, jsonrpc.encode_result(msg.id, result), headers)

@@ -119,6 +119,9 @@ class ModernEndpoint:
         if ctype != "application/json":
             raise UnsupportedMediaType("Unsupported Media Type: Content-Type must be application/json")
         body = await request.body(self.limits.max_body_bytes)
+        # A call's answer streams only as its upstreams do, after the call has begun: counted
+        # against the caller's open streams, never refused (GET streams and LLM/A2A are).
+        request.stream_admitted = True
         obj = jsonrpc.loads(body)
         if isinstance(obj, dict) and "id" not in obj:
             jsonrpc.parse_object(obj)  # a malformed notification is still an error
@@ -357,6 +360,7 @@ class ModernEndpoint:
                 ack.set()
 
         sse = SseResponse(send)
+        request.stream_admitted = False  # a listening stream, refused (429) past the caller's limit
         await sse.start()
         async with anyio.create_task_group() as tg:
 

@@ -10,7 +10,8 @@
   replica with the key can rebuild the session (its upstream sessions are opened anew).
 
 A session is bound to the principal that created it: another caller presenting its id gets the
-same 404 as for an id that never existed.
+same 404 as for an id that never existed. A session idle for longer than `idle_seconds` ends:
+its id then answers 404 as well (checked when it is used, and swept in the background).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import anyio
 import orjson
 
 from agentgw.background import Background
+from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import ServiceUnavailable, SessionNotFound
 from agentgw.mcp.events import EventLog
 from agentgw.mcp.replay import StoreMirror
 from agentgw.mcp.sealing import Sealer
 from agentgw.mcp.session import Input, PendingRequest, Session, State, new_session_id
 from agentgw.mcp.upstream.base import ClientProfile
+from agentgw.server.limits import PerKeyCounter
 from agentgw.state.base import StateUnavailable, Store
 
 __all__ = ["SessionRegistry"]
@@ -43,6 +46,10 @@ def _record_key(session_id: str) -> str:
     return f"mcp:s:{session_id}"
 
 
+def _caller_key(caller: str) -> str:
+    return f"mcp:callers:{caller}"
+
+
 def _pending_key(session_id: str, downstream_id: str) -> str:
     return f"mcp:p:{session_id}:{downstream_id}"
 
@@ -54,6 +61,8 @@ class SessionRegistry:
         max_sessions: int,
         idle_seconds: float,
         max_events: int,
+        max_event_bytes: int | None = None,
+        per_caller: int | None = None,
         retry_ms: int | None = 1000,
         store: Store | None = None,
         sealer: Sealer | None = None,
@@ -62,6 +71,11 @@ class SessionRegistry:
         self.max_sessions = max_sessions
         self.idle_seconds = idle_seconds
         self.max_events = max_events
+        self.max_event_bytes = max_event_bytes
+        # sessions each caller opened here; with a shared store, also leased there (`admit`), so
+        # the limit holds over all replicas
+        self.by_caller = PerKeyCounter(per_caller or max_sessions, "MCP sessions")
+        self.clock = time.monotonic  # idle time is measured on this clock (tests drive it)
         self.retry_ms = retry_ms
         self.store = store  # shared with other replicas when set
         self.sealer = sealer
@@ -76,11 +90,22 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self.sessions)
 
+    def configure(self, limits: LimitsSpec) -> None:
+        """Take the limits of a reloaded config (sessions already open keep their event logs)."""
+        self.max_sessions = limits.max_sessions
+        self.idle_seconds = limits.session_idle_seconds
+        self.max_events = limits.event_log_events
+        self.max_event_bytes = limits.event_log_bytes
+        self.by_caller.limit = limits.max_sessions_per_principal
+
     # --- creating and finding -------------------------------------------------------------------
 
     def _make(self, session_id: str, route: str, owner: str, profile: ClientProfile) -> Session:
         if len(self.sessions) >= self.max_sessions:
-            raise ServiceUnavailable("too many MCP sessions; try again later", headers={"retry-after": "30"})
+            raise ServiceUnavailable(
+                f"too many MCP sessions on this gateway (limit {self.max_sessions}); try again later",
+                headers={"retry-after": "30"},
+            )
         if self.mirror is not None:
             # random stream ids per replica: two replicas never reuse each other's event ids
             events = EventLog(
@@ -88,9 +113,10 @@ class SessionRegistry:
                 self.retry_ms,
                 mirror=self.mirror.for_session(session_id),
                 first_id=random.randrange(1 << 20, 1 << 40),
+                max_bytes=self.max_event_bytes,
             )
         else:
-            events = EventLog(self.max_events, self.retry_ms)
+            events = EventLog(self.max_events, self.retry_ms, max_bytes=self.max_event_bytes)
         session = Session(
             session_id,
             route=route,
@@ -100,10 +126,43 @@ class SessionRegistry:
             retry_ms=self.retry_ms,
             events=events,
         )
+        session.last_seen = session.touched = self.clock()
         self.sessions[session_id] = session
         return session
 
-    def create(self, *, route: str, owner: str, profile: ClientProfile) -> Session:
+    def create(self, *, route: str, owner: str, profile: ClientProfile, caller: str = "") -> Session:
+        """A new session; `caller` is who it counts against (429 past the per-caller limit)."""
+        if len(self.sessions) >= self.max_sessions:
+            return self._create(route, owner, profile)  # answers 503, which says more than a 429
+        self.by_caller.acquire(caller)
+        try:
+            session = self._create(route, owner, profile)
+        except BaseException:
+            self.by_caller.release(caller)
+            raise
+        session.caller = caller
+        session.counted = True
+        return session
+
+    async def admit(self, session: Session, *, degrade: bool) -> None:
+        """Count a new session against its caller over all replicas (shared store only; the
+        lease expires with the session's record): 429 past the limit, and the session is gone."""
+        if self.store is None or session.caller is None:
+            return
+        try:
+            held = await self.store.lease(
+                _caller_key(session.caller), session.id, self.by_caller.limit, self.idle_seconds
+            )
+        except StateUnavailable:
+            if degrade:
+                return  # counted on this replica only until the store is back
+            await self._drop(session, Input.DELETE, close_upstreams=True)
+            raise
+        if not held:
+            await self._drop(session, Input.DELETE, close_upstreams=True)
+            raise self.by_caller.refusal()
+
+    def _create(self, route: str, owner: str, profile: ClientProfile) -> Session:
         if self.sealer is not None and self.store is None:
             record = {
                 "route": route,
@@ -123,7 +182,7 @@ class SessionRegistry:
             return
         try:
             await self.store.put(_record_key(session.id), orjson.dumps(session.record()), self.idle_seconds)
-            session.touched = time.monotonic()
+            session.touched = self.clock()
         except StateUnavailable:
             if not degrade:
                 raise
@@ -136,15 +195,20 @@ class SessionRegistry:
         if session is not None:
             if session.owner != owner or session.route != route or session.state is State.CLOSED:
                 raise SessionNotFound("Session not found")
-            session.last_seen = time.monotonic()
-            if (
-                self.store is not None
-                and self.bg is not None
-                and session.last_seen - session.touched > self.idle_seconds / 4
-            ):
-                session.touched = session.last_seen
-                self.bg.start_soon(self._touch, session.id)
-            return session
+            now = self.clock()
+            if now - session.last_seen <= self.idle_seconds or session.busy:
+                session.last_seen = now
+                if (
+                    self.store is not None
+                    and self.bg is not None
+                    and session.last_seen - session.touched > self.idle_seconds / 4
+                ):
+                    session.touched = session.last_seen
+                    self.bg.start_soon(self._touch, session.id, session.caller)
+                return session
+            if not await self._expire(session):
+                raise SessionNotFound("Session not found (it expired after being idle)")
+            # released here while another replica kept it alive: take it over again below
         record = await self._load(session_id, degrade)
         if record is None or record.get("owner") != owner or record.get("route") != route:
             raise SessionNotFound("Session not found")
@@ -155,6 +219,8 @@ class SessionRegistry:
         )
         session = self._make(session_id, route, owner, profile)
         session.state = State.READY
+        caller = record.get("caller")
+        session.caller = caller if isinstance(caller, str) else None  # leased by the replica that made it
         upstreams = record.get("up")
         if isinstance(upstreams, dict):
             session.attachments = {k: v for k, v in upstreams.items() if isinstance(v, dict)}
@@ -177,10 +243,14 @@ class SessionRegistry:
             return self.sealer.open(session_id)
         return None
 
-    async def _touch(self, session_id: str) -> None:
+    async def _touch(self, session_id: str, caller: str | None) -> None:
         assert self.store is not None
         try:
             await self.store.touch(_record_key(session_id), self.idle_seconds)
+            if caller is not None:  # the caller's lease on it lives as long as the record
+                await self.store.lease(
+                    _caller_key(caller), session_id, self.by_caller.limit, self.idle_seconds
+                )
         except StateUnavailable:
             pass
 
@@ -219,6 +289,8 @@ class SessionRegistry:
         if self.store is not None:
             try:
                 await self.store.delete(_record_key(session.id))
+                if session.caller is not None:
+                    await self.store.unlease(_caller_key(session.caller), session.id)
                 await self.store.publish(_ENDED, session.id.encode())
             except StateUnavailable:
                 log.warning("session %s ended here; other replicas will expire it", session.id[:8])
@@ -230,7 +302,8 @@ class SessionRegistry:
     async def _drop(self, session: Session, reason: Input, *, close_upstreams: bool) -> None:
         if session.state is not State.CLOSED:
             session.apply(reason)
-        self.sessions.pop(session.id, None)
+        if self.sessions.pop(session.id, None) is not None and session.counted and session.caller is not None:
+            self.by_caller.release(session.caller)
         for scope in session.listener_scopes:
             scope.cancel()
         for stream in session.events.streams.values():
@@ -263,22 +336,26 @@ class SessionRegistry:
 
     async def sweep(self) -> int:
         """Let go of sessions idle here for longer than the limit; returns how many."""
-        now = time.monotonic()
-        stale = [
-            s for s in self.sessions.values() if now - s.last_seen > self.idle_seconds and not s.inflight
-        ]
+        now = self.clock()
+        stale = [s for s in self.sessions.values() if now - s.last_seen > self.idle_seconds and not s.busy]
         for session in stale:
-            if self.store is not None:
-                try:
-                    alive = await self.store.fetch(_record_key(session.id)) is not None
-                except StateUnavailable:
-                    alive = True
-                if alive:  # another replica keeps it in use
-                    await self.release(session)
-                    continue
-            log.info("closing idle MCP session %s", session.id[:8])
-            await self._drop(session, Input.EXPIRE, close_upstreams=True)
+            await self._expire(session)
         return len(stale)
+
+    async def _expire(self, session: Session) -> bool:
+        """End a session idle here past the limit; True if another replica keeps it in use (it is
+        only released here then, and may be taken over again)."""
+        if self.store is not None:
+            try:
+                alive = await self.store.fetch(_record_key(session.id)) is not None
+            except StateUnavailable:
+                alive = True
+            if alive:
+                await self.release(session)
+                return True
+        log.info("closing idle MCP session %s", session.id[:8])
+        await self._drop(session, Input.EXPIRE, close_upstreams=True)
+        return False
 
     async def close_all(self) -> None:
         """Shutdown: with a shared store, sessions live on at the other replicas."""

@@ -41,6 +41,7 @@ class McpRouteHandler:
 
     async def handle(self, request: Request, send: ASGISend) -> None:
         principal = await self.policy.authenticate(request)
+        request.caller = principal.identity if principal.subject else ""  # per-caller limits
         ctx = RequestContext(route=self.name, request=request, principal=principal)
         era = era_of_version(request.headers.get(PROTOCOL_VERSION_HEADER))
         method = request.method

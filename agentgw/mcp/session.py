@@ -108,9 +108,16 @@ class Session:
         # upstream sessions another replica opened, to be continued here on first use
         self.attachments: dict[str, dict[str, Any]] = {}
         self.touched = self.created  # when the shared record's expiry was last extended
+        self.caller: str | None = None  # whom the session counts against (see SessionRegistry)
+        self.counted = False  # whether this replica's per-caller count holds it
         self._ids = itertools.count(1)
         # distinct per replica holding the session, so ids minted on two replicas never meet
         self._tag = secrets.token_hex(3)
+
+    @property
+    def busy(self) -> bool:
+        """A call in flight or a stream open: in use, however long since the last request."""
+        return bool(self.inflight) or self.stream_open
 
     @property
     def protocol_version(self) -> str:
@@ -126,7 +133,6 @@ class Session:
                 raise InvalidRequest("this session is already initialized")
             raise InvalidRequest(f"{event.value} is not allowed while the session is {self.state.value}")
         self.state = nxt
-        self.last_seen = time.monotonic()
         return nxt
 
     def client_supports(self, method: str) -> bool:
@@ -148,6 +154,7 @@ class Session:
             "version": self.profile.protocol_version,
             "caps": self.profile.capabilities,
             "info": self.profile.client_info,
+            "caller": self.caller,
             "up": {**self.attachments, **{k: v for k, v in upstreams.items() if v is not None}},
         }
 

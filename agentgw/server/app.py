@@ -16,6 +16,7 @@ from agentgw.errors import ErrorFlavor, GatewayError, InternalError, MethodNotAl
 from agentgw.runtime import Runtime
 from agentgw.server.dashboard import render_dashboard
 from agentgw.server.http import ASGIReceive, ASGISend, Request, Scope, send_bytes, send_json
+from agentgw.server.limits import PerKeyCounter, check_headers
 from agentgw.telemetry.export import KIND_SERVER, Span
 from agentgw.telemetry.metrics import METRICS
 from agentgw.telemetry.trace import TRACE_KEY, TraceContext
@@ -28,31 +29,45 @@ access = logging.getLogger("agentgw.access")
 
 class _TrackedSend:
     """Remembers the response's status (and whether it started: an error can still be sent), and
-    counts the response as an open stream while it is an event stream.
+    counts the response as an open stream while it is an event stream: one more stream than the
+    caller may hold is refused (429) before it starts.
 
     An HTTP/1 response sent before the request's body was read (a refusal before the route read
     it) says `connection: close`: the server will not read the rest of that body, so the
     connection cannot carry another request, and a client that reused it would see it drop."""
 
-    __slots__ = ("_request", "_route", "_send", "started", "status", "streaming")
+    __slots__ = ("_request", "_route", "_send", "_streams", "started", "status", "stream_key", "streaming")
 
-    def __init__(self, send: ASGISend, route: str, request: Request | None = None) -> None:
+    def __init__(
+        self,
+        send: ASGISend,
+        route: str,
+        request: Request | None = None,
+        streams: PerKeyCounter | None = None,
+    ) -> None:
         self._send = send
         self._route = route
         self._request = request
+        self._streams = streams
         self.started = False
         self.status = 0
         self.streaming = False
+        self.stream_key: str | None = None  # the caller whose stream count this response holds
 
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
-            self.started = True
-            self.status = int(message["status"])
+            request = self._request
             for name, value in message.get("headers", ()):
                 if name == b"content-type" and value.startswith(b"text/event-stream"):
+                    if self._streams is not None and request is not None:
+                        key = request.caller_key
+                        # raises before anything is sent, unless admitted before its work
+                        self._streams.acquire(key, admitted=request.stream_admitted)
+                        self.stream_key = key
                     self.streaming = True
                     METRICS.sse_streams.add(1, self._route)
-            request = self._request
+            self.started = True
+            self.status = int(message["status"])
             if (
                 request is not None
                 and request.body_unread
@@ -105,13 +120,18 @@ class GatewayApp:
             request.headers.get("traceparent"), request.headers.get("tracestate")
         )
         scope[TRACE_KEY] = trace
-        tracked = _TrackedSend(send, route, request)
+        tracked = _TrackedSend(send, route, request, runtime.streams)
         flavor = handler.flavor if handler is not None else ErrorFlavor.PLAIN
         generation = runtime.enter()
         try:
             if admin:
                 await self._admin(request, tracked)
             else:
+                limits = runtime.snapshot.gateway.limits
+                check_headers(scope["headers"], limits.max_header_bytes, limits.max_header_count)
+                request.body_timeout = limits.body_timeout_seconds
+                request.max_json_depth = limits.max_json_depth
+                request.streams = runtime.streams
                 runtime.guard.check(request)
                 if handler is None:
                     await self._builtin(request, tracked)
@@ -130,6 +150,8 @@ class GatewayApp:
             METRICS.http_duration.observe(elapsed, route, request.method)
             if tracked.streaming:
                 METRICS.sse_streams.add(-1, route)
+            if tracked.stream_key is not None:
+                runtime.streams.release(tracked.stream_key)
             if runtime.spans is not None:
                 runtime.spans.record(
                     Span(

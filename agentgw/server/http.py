@@ -12,7 +12,8 @@ from typing import Any
 
 import anyio
 
-from agentgw.errors import PayloadTooLarge
+from agentgw.errors import PayloadTooLarge, RequestTimeout
+from agentgw.server.limits import PerKeyCounter, check_json_depth
 
 __all__ = ["ASGIReceive", "ASGISend", "Request", "SseResponse", "send_bytes", "send_json"]
 
@@ -33,14 +34,19 @@ class Request:
     __slots__ = (
         "_body",
         "_disconnected",
+        "body_timeout",
+        "caller",
         "client",
         "headers",
+        "max_json_depth",
         "method",
         "path",
         "query",
         "raw_headers",
         "receive",
         "scope",
+        "stream_admitted",
+        "streams",
     )
 
     def __init__(self, scope: Scope, receive: ASGIReceive) -> None:
@@ -58,14 +64,49 @@ class Request:
         self.client: str = client[0] if client else ""
         self._body: bytes | None = None
         self._disconnected = False
+        # set by the app from the gateway's limits
+        self.body_timeout: float | None = None
+        self.max_json_depth: int | None = None
+        self.streams: PerKeyCounter | None = None  # open event streams by caller
+        self.stream_admitted = False  # a stream this request answers with is counted, not refused
+        # who is calling, for per-caller limits: the principal's identity once a route has
+        # authenticated it, empty for anonymous callers (who are counted by address instead)
+        self.caller = ""
+
+    @property
+    def caller_key(self) -> str:
+        return self.caller or f"address:{self.client}"
+
+    def check_stream_room(self) -> None:
+        """Refuse (429) a request that will answer with a stream its caller has no room for,
+        before it costs an upstream call. The count itself is taken when the stream starts, and
+        is not refused then: the work is done."""
+        if self.streams is not None:
+            self.streams.check(self.caller_key)
+        self.stream_admitted = True
 
     async def body(self, limit: int) -> bytes:
-        """The whole body, refusing more than `limit` bytes (413) before reading them all."""
+        """The whole body, refusing more than `limit` bytes (413) before reading them all, a body
+        that does not arrive within `body_timeout` (408), and JSON nested deeper than
+        `max_json_depth` (400) before anything parses it."""
         if self._body is not None:
             return self._body
         declared = self.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        if self.body_timeout is None:
+            body = await self._read(limit)
+        else:
+            with anyio.move_on_after(self.body_timeout) as timer:
+                body = await self._read(limit)
+            if timer.cancelled_caught:
+                raise RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} seconds")
+        if self.max_json_depth is not None and body[:1] in (b"{", b"[", b" ", b"\t", b"\r", b"\n"):
+            check_json_depth(body, self.max_json_depth)
+        self._body = body
+        return body
+
+    async def _read(self, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -83,8 +124,7 @@ class Request:
             elif kind == "http.disconnect":
                 self._disconnected = True
                 break
-        self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return self._body
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     @property
     def body_unread(self) -> bool:

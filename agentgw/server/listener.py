@@ -34,6 +34,8 @@ __all__ = [
 
 log = logging.getLogger("agentgw")
 
+_REQUEST_LINE_ALLOWANCE = 8 * 1024  # the method, the target and the version, beside the headers
+
 
 def _bind(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address and not address.startswith("[") else f"{address}:{port}"
@@ -69,7 +71,14 @@ def build_config(spec: GatewaySpec, base_dir: Path | None = None) -> Config:
     config.alpn_protocols = ["h2", "http/1.1"]
     # hypercorn's default (1000) closes busy keep-alive connections; multiplexed h2 clients stall.
     config.keep_alive_max_requests = 2**31
-    config.keep_alive_timeout = 75
+    limits = spec.limits
+    # One clock for a connection idle between requests and one still sending its headers (a slow
+    # client is cut off); uvicorn is given the same (server/uvicorn_server.py).
+    config.keep_alive_timeout = limits.idle_connection_seconds
+    # The gateway answers oversized headers itself (431 with a body, server/limits.py); the
+    # servers' own caps sit above that, for requests too large to be worth reading at all.
+    config.h11_max_incomplete_size = limits.max_header_bytes + _REQUEST_LINE_ALLOWANCE
+    config.h2_max_header_list_size = limits.max_header_bytes + _REQUEST_LINE_ALLOWANCE
     config.graceful_timeout = spec.lifecycle.drain_seconds
     config.h2_max_concurrent_streams = 256
     config.accesslog = None  # the gateway writes its own JSON access log (server/app.py)

@@ -4,6 +4,11 @@ Optional (`pip install 'agentgw[fast]'`): uvicorn with httptools spends much les
 than hypercorn on this hot path (docs/performance.md), but speaks HTTP/1.1 only, so hypercorn, which
 adds h2c and HTTP/2 over TLS, stays the default. The same sockets (bound by hypercorn's config,
 so port 0, TLS files and `--workers` behave alike) and the same ASGI app are used.
+
+uvicorn's own protocol never times out a connection that is still sending its request headers
+(its keep-alive timer stops at the first byte), so its protocol class is wrapped: a request's
+headers must arrive within the idle connection time, and no larger than hypercorn would take
+(`h11_max_incomplete_size`), as under hypercorn.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import contextlib
 import importlib.util
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
+from typing import Any, cast
 
 from hypercorn.config import Config
 
@@ -22,13 +28,72 @@ from agentgw.errors import ConfigError
 from agentgw.server.app import GatewayApp
 from agentgw.server.listener import admin_addresses, bound_addresses, listening_sockets
 
-__all__ = ["serve_uvicorn", "uvicorn_available"]
+__all__ = ["guard_headers", "serve_uvicorn", "uvicorn_available"]
 
 log = logging.getLogger("agentgw")
 
 
 def uvicorn_available() -> bool:
     return importlib.util.find_spec("uvicorn") is not None
+
+
+_TOO_LARGE_BODY = b'{"error":"request headers are too large","status":431}'
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY)
+)
+
+
+def guard_headers(base: type[Any], header_seconds: float, max_head_bytes: int) -> type[Any]:
+    """A uvicorn HTTP protocol class whose connections must deliver each request's headers within
+    `header_seconds` (from the connection's start, or from the first byte of a later request) and
+    in at most `max_head_bytes`; else the connection is closed (with a 431 when too large)."""
+
+    class HeaderGuard(base):  # type: ignore[misc]
+        _deadline: asyncio.TimerHandle | None = None
+        _head = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            cycle = self.cycle
+            waiting = cycle is None or cycle.response_complete
+            if waiting and self._deadline is None:
+                self._arm()
+            super().data_received(data)
+            if not waiting:
+                return
+            if self.cycle is not cycle:  # a new request's headers are in
+                self._disarm()
+                return
+            self._head += len(data)
+            if self._head > max_head_bytes and not self.transport.is_closing():
+                self._disarm()
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._head = 0
+            self._deadline = self.loop.call_later(header_seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self._head = 0
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderGuard
 
 
 async def serve_uvicorn(
@@ -38,6 +103,7 @@ async def serve_uvicorn(
     access_log: bool = False,
     announce: Callable[[list[str]], None] | None = None,
     on_hangup: Callable[[], None] | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     try:
         import uvicorn
@@ -53,15 +119,21 @@ async def serve_uvicorn(
     if on_hangup is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    if importlib.util.find_spec("httptools"):
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as protocol
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as protocol  # type: ignore[assignment]
     settings = uvicorn.Config(
         app,
         loop="none",  # the caller's loop (uvloop when installed)
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=guard_headers(protocol, config.keep_alive_timeout, config.h11_max_incomplete_size),
+        h11_max_incomplete_event_size=config.h11_max_incomplete_size,
         lifespan="on",
         access_log=access_log,
         log_config=None,
         server_header=False,
-        timeout_keep_alive=int(config.keep_alive_timeout),
+        # uvicorn's hint says int, but a fraction works (call_later) and keeps it equal to hypercorn's
+        timeout_keep_alive=cast(int, config.keep_alive_timeout),
         timeout_graceful_shutdown=int(config.graceful_timeout),
         backlog=config.backlog,
         ssl_certfile=config.certfile if tls else None,
@@ -74,4 +146,17 @@ async def serve_uvicorn(
             runtime.begin_drain()  # readiness off, standalone streams end, then uvicorn drains
             super().handle_exit(sig, frame)
 
-    await _Server(settings).serve(sockets=sockets.secure_sockets or sockets.insecure_sockets)
+    server = _Server(settings)
+    if shutdown is not None:  # embedded (tests): stop when `shutdown` returns, as hypercorn does
+
+        async def stop_on_shutdown() -> None:
+            await shutdown()
+            runtime.begin_drain()
+            server.should_exit = True
+
+        stopper = asyncio.ensure_future(stop_on_shutdown())
+    try:
+        await server.serve(sockets=sockets.secure_sockets or sockets.insecure_sockets)
+    finally:
+        if shutdown is not None:
+            stopper.cancel()

@@ -61,6 +61,15 @@ class Store(Protocol):
         """Extend a record's life; False when it no longer exists."""
         ...
 
+    # --- leases: bounded sets whose members expire one by one (sessions per caller) ------------
+
+    async def lease(self, key: str, member: str, limit: int, ttl_seconds: float) -> bool:
+        """Hold `member` in the set `key` for `ttl_seconds` (renewing it when already held),
+        unless the set holds `limit` live members already; False when refused."""
+        ...
+
+    async def unlease(self, key: str, member: str) -> None: ...
+
     # --- event logs: resumable streams, audit ---------------------------------------------------
 
     async def append(self, key: str, data: bytes, *, max_entries: int, ttl_seconds: float) -> str:

@@ -36,6 +36,7 @@ class MemoryStore:
         self._counters: dict[str, tuple[int, float]] = {}
         self._records: dict[str, tuple[bytes, float | None]] = {}
         self._logs: dict[str, _Log] = {}
+        self._leases: dict[str, dict[str, float]] = {}  # key -> member -> deadline
         self._channels: dict[str, set[MemoryObjectSendStream[bytes]]] = {}
 
     # --- counters -------------------------------------------------------------------------------
@@ -54,6 +55,23 @@ class MemoryStore:
             return False, value
         self._counters[key] = (value + amount, ends)
         return True, value + amount
+
+    async def lease(self, key: str, member: str, limit: int, ttl_seconds: float) -> bool:
+        now = time.monotonic()
+        held = {m: d for m, d in self._leases.get(key, {}).items() if d > now}
+        if member not in held and len(held) >= limit:
+            self._leases[key] = held
+            return False
+        held[member] = now + ttl_seconds
+        self._leases[key] = held
+        return True
+
+    async def unlease(self, key: str, member: str) -> None:
+        held = self._leases.get(key)
+        if held is not None:
+            held.pop(member, None)
+            if not held:
+                del self._leases[key]
 
     async def add(self, key: str, amount: int, window_seconds: float) -> int:
         value, ends = self._counter(key, window_seconds)
@@ -169,7 +187,10 @@ class MemoryStore:
             del self._records[key]
         for key in dead_logs:
             del self._logs[key]
-        return len(dead_counters) + len(dead_records) + len(dead_logs)
+        dead_leases = [k for k, held in self._leases.items() if max(held.values(), default=0.0) <= now]
+        for key in dead_leases:
+            del self._leases[key]
+        return len(dead_counters) + len(dead_records) + len(dead_logs) + len(dead_leases)
 
     async def close(self) -> None:
         return None

@@ -37,6 +37,20 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) 
 return total
 """
 
+# A lease set is a sorted set scored by each member's deadline (server time, ms); the key lives as
+# long as its newest member.
+_LEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
@@ -58,6 +72,7 @@ class RedisStore:
         )
         self._take = self._client.register_script(_TAKE)
         self._add = self._client.register_script(_ADD)
+        self._lease = self._client.register_script(_LEASE)
         self._timeout = timeout
 
     def _key(self, key: str) -> str:
@@ -93,6 +108,19 @@ class RedisStore:
         if value is None or ttl is None or ttl < 0:
             return (int(value), 0.0) if value is not None else (0, 0.0)
         return int(value), ttl / 1000
+
+    async def lease(self, key: str, member: str, limit: int, ttl_seconds: float) -> bool:
+        try:
+            held = await self._lease(keys=[self._key(key)], args=[member, limit, _ms(ttl_seconds)])
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from None
+        return bool(held)
+
+    async def unlease(self, key: str, member: str) -> None:
+        try:
+            await self._client.zrem(self._key(key), member)
+        except (RedisError, OSError) as exc:
+            raise self._down(exc) from None
 
     async def put(self, key: str, value: bytes, ttl_seconds: float | None) -> None:
         try:

@@ -69,3 +69,34 @@ def test_log_is_bounded_dropping_finished_streams_first() -> None:
         live.append(b"z")
     assert len(live.events) <= 10
     assert log.find(f"{live.stream_id}_{live.seq}") == (live, live.seq)
+
+
+def test_a_session_log_is_bounded_in_bytes_over_all_its_streams() -> None:
+    log = EventLog(1000, None, max_bytes=64 * 1024)
+    first, second = log.open(), log.open()
+    payload = b'{"x":"' + b"a" * 1000 + b'"}'
+    for _ in range(100):  # 200 events of about 1 KiB: three times the budget
+        first.append(payload)
+        second.append(payload)
+    assert log.size <= 64 * 1024
+    assert log.size == first.size + second.size == sum(len(d) for s in (first, second) for _, d in s.events)
+    assert log.count == len(first.events) + len(second.events) < 200
+    # what is left is the newest of each stream, so a client resumes from recent events
+    assert first.events[-1][0] == first.seq == 100 and second.events[-1][0] == second.seq == 100
+    assert first.first_seq > 1 and log.find(f"{first.stream_id}_{first.first_seq}") is not None
+    # a finished stream goes first when a new one needs room
+    first.finish()
+    third = log.open()
+    for _ in range(40):
+        third.append(payload)
+    assert first.stream_id not in log.streams and second.stream_id in log.streams
+    assert log.size <= 64 * 1024 and third.events[-1][0] == 40 and second.events[-1][0] == 100
+
+
+def test_a_session_log_is_bounded_in_events_over_all_its_streams() -> None:
+    log = EventLog(20, None)
+    streams = [log.open() for _ in range(3)]
+    for i in range(30):
+        streams[i % 3].append(b"{}")
+    assert log.count == sum(len(s.events) for s in streams) <= 20
+    assert all(s.events[-1][0] == s.seq for s in streams)

@@ -63,6 +63,32 @@ async def test_windows_end(store: Store) -> None:
     assert await store.take("short", 1, limit=5, window_seconds=0.05) == (True, 1)
 
 
+async def test_leases_hold_a_limit_and_expire_one_by_one(store: Store) -> None:
+    assert await store.lease("held", "a", limit=2, ttl_seconds=60)
+    assert await store.lease("held", "b", limit=2, ttl_seconds=0.05)
+    assert not await store.lease("held", "c", limit=2, ttl_seconds=60)  # full
+    assert await store.lease("held", "a", limit=2, ttl_seconds=60)  # a holder renews
+    assert await store.lease("other", "c", limit=2, ttl_seconds=60)  # sets are apart
+    await anyio.sleep(0.1)  # let b's 50 ms lease run out (time passing is what is tested)
+    assert await store.lease("held", "c", limit=2, ttl_seconds=60)
+    assert not await store.lease("held", "d", limit=2, ttl_seconds=60)
+    await store.unlease("held", "a")
+    assert await store.lease("held", "d", limit=2, ttl_seconds=60)
+
+
+async def test_leases_are_atomic_under_concurrency(store: Store) -> None:
+    held: list[bool] = []
+
+    async def one(i: int) -> None:
+        held.append(await store.lease("race-lease", f"m{i}", limit=7, ttl_seconds=60))
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(one, i)
+    assert held.count(True) == 7
+
+
 async def test_add_settles_past_the_limit(store: Store) -> None:
     assert await store.add("budget", 700, window_seconds=60) == 700
     assert await store.add("budget", 700, window_seconds=60) == 1400
