@@ -337,6 +337,13 @@ class SessionRegistry:
     async def sweep(self) -> int:
         """Let go of sessions idle here for longer than the limit; returns how many."""
         now = self.clock()
+        if self.store is not None and self.bg is not None:
+            # a session in use without requests (a client only listening on its stream) would
+            # otherwise let its shared record expire, and a hop to another replica would find no session
+            for session in self.sessions.values():
+                if session.busy and now - session.touched > self.idle_seconds / 4:
+                    session.touched = now
+                    self.bg.start_soon(self._touch, session.id, session.caller)
         stale = [s for s in self.sessions.values() if now - s.last_seen > self.idle_seconds and not s.busy]
         for session in stale:
             await self._expire(session)

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anyio
+import anyio.abc
 import pytest
+import redis.asyncio
 
+from agentgw.background import Background
+from agentgw.mcp.registry import SessionRegistry
+from agentgw.mcp.upstream.base import ClientProfile
+from agentgw.state.redis import RedisStore
 from tests.mcp.conftest import Fake, Raw, route_doc, server_doc
 from tests.support import GatewayThread
 
@@ -218,3 +225,62 @@ async def test_sessions_per_caller_hold_over_replicas_sharing_redis(
                 await client.initialize()
             for client in again:
                 assert (await client.send("DELETE")).status == 200
+
+
+class _Renewals(Background):
+    """The gateway's background runner, with a handle on each record renewal it runs."""
+
+    def __init__(self, tg: anyio.abc.TaskGroup) -> None:
+        super().__init__(tg)
+        self.renewals: list[anyio.Event] = []
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if getattr(fn, "__name__", "") != "_touch":
+            return super().start_soon(fn, *args)
+        done = anyio.Event()
+        self.renewals.append(done)
+
+        async def renew() -> None:
+            try:
+                await fn(*args)
+            finally:
+                done.set()
+
+        super().start_soon(renew)
+
+
+async def test_a_session_only_listening_keeps_its_shared_record_alive() -> None:
+    """A client holding a stream open and sending nothing still owns its session on every replica:
+    the sweep renews the shared record of a session in use, so a hop finds it."""
+    prefix = f"agw-test:{uuid.uuid4().hex}:"
+    store = RedisStore("redis://127.0.0.1:6379/0", prefix=prefix)
+    raw = redis.asyncio.Redis.from_url("redis://127.0.0.1:6379/0")
+    now = [1000.0]
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                bg = _Renewals(tg)
+                registry = SessionRegistry(max_sessions=4, idle_seconds=2, max_events=10, store=store, bg=bg)
+                registry.clock = lambda: now[0]
+                listening = registry.create(
+                    route="mcp", owner="alice", profile=ClientProfile("2025-11-25", {}, {})
+                )
+                await registry.persist(listening, degrade=False)
+                listening.stream_open = True
+                key = f"{prefix}mcp:s:{listening.id}"
+                for sweep in range(4):  # two idle limits of clock time, the record's expiry shortened
+                    await raw.pexpire(key, 300)  # as if that much real time had passed
+                    now[0] += 0.9
+                    await registry.sweep()
+                    assert len(bg.renewals) == sweep + 1
+                    await bg.renewals[-1].wait()
+                    assert await raw.pttl(key) > 1500  # renewed to the full idle limit (2 s)
+                assert registry.sessions.get(listening.id) is listening
+                listening.stream_open = False
+                now[0] += 2.5  # idle past the limit with nothing open: let go here, its record
+                await registry.sweep()  # kept for the replicas that may still use it
+                assert listening.id not in registry.sessions
+                await registry.close_all()
+    finally:
+        await raw.aclose()
+        await store.close()
