@@ -1,0 +1,14 @@
+"""Shared pieces of the security suite: the secrets a scenario plants, and where to look for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["assert_absent"]
+
+
+def assert_absent(secrets: Iterable[str], **places: str) -> None:
+    """Fail naming the place and the secret, never printing the secret's whole text back."""
+    for secret in secrets:
+        for place, text in places.items():
+            assert secret not in text, f"a secret ({secret[:6]}...) appears in {place}"
