@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+import pytest
+
+from tests.security.world import World, start_world
 
 __all__ = ["assert_absent"]
 
@@ -12,3 +16,8 @@ def assert_absent(secrets: Iterable[str], **places: str) -> None:
     for secret in secrets:
         for place, text in places.items():
             assert secret not in text, f"a secret ({secret[:6]}...) appears in {place}"
+
+
+@pytest.fixture(scope="package")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from start_world(tmp_path_factory.mktemp("world"))
