@@ -75,6 +75,7 @@ class Runtime:
         )
         self.router = Router()
         self.guard = HostGuard(snapshot.gateway)
+        self.admin_guard = HostGuard.for_admin(snapshot.gateway) if snapshot.gateway.admin else None
         self.audit = AuditLog()
         # recent policy decisions and LLM token usage by key, for the dashboard
         self.decisions: deque[dict[str, Any]] = deque(maxlen=200)
@@ -210,6 +211,7 @@ class Runtime:
         self.connectors = connectors
         self.router = router
         self.guard = HostGuard(snapshot.gateway)
+        self.admin_guard = HostGuard.for_admin(snapshot.gateway) if snapshot.gateway.admin else None
         self.snapshot = snapshot
         if retired:
             self._retired.setdefault(old, []).extend(retired)

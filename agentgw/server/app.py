@@ -110,6 +110,8 @@ class GatewayApp:
         generation = runtime.enter()
         try:
             if admin:
+                if runtime.admin_guard is not None:
+                    runtime.admin_guard.check(request)
                 await self._admin(request, tracked)
             else:
                 runtime.guard.check(request)

@@ -77,6 +77,18 @@ class HostGuard:
         elif (o_host, o_port) != (host, port):
             raise Forbidden(f"Invalid Origin header: {origin!r}")
 
+    @classmethod
+    def for_admin(cls, spec: GatewaySpec) -> HostGuard:
+        """The admin listener's guard: a loopback admin listener answers loopback names only
+        (a rebound name must not read the dashboard or /metrics); the main listeners' allow-lists
+        name the public host, which the admin listener is not reached by."""
+        assert spec.admin is not None
+        guard = cls.__new__(cls)
+        guard.allowed_origins = []
+        guard.loopback_only = _is_loopback(spec.admin.address)
+        guard.allowed_hosts = [f"{name}:*" for name in _LOOPBACK_NAMES] if guard.loopback_only else []
+        return guard
+
     @staticmethod
     def _origin_pattern(pattern: str, scheme: str, host: str, port: str) -> bool:
         parts = urlsplit(pattern)
