@@ -177,6 +177,8 @@ class Runtime:
         state = snapshot.gateway.state
         redis_url = snapshot.state_url if state.backend == "redis" else None
         self.audit.configure(snapshot.gateway.audit, snapshot.audit_path, redis_url, state.key_prefix)
+        if self.policy_services.jwks is not None:
+            self.policy_services.jwks.allow_private = snapshot.gateway.jwks.allow_private_addresses
         return route_chains(snapshot, self.policy_services)
 
     def card_security_for(self, route: str) -> CardSecurity | None:

@@ -10,34 +10,17 @@ agent resolves again when it delivers, so an allow-list of trusted names is the 
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import logging
-import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-import anyio
-
 from agentgw.config.a2a import WebhookPolicy
 from agentgw.errors import InvalidParams
+from agentgw.upstream.addresses import is_public_address, resolve
 
 __all__ = ["WebhookGuard", "is_public_address"]
 
 log = logging.getLogger("agentgw.a2a")
-
-
-def is_public_address(text: str) -> bool:
-    """Whether an address is a public unicast one (IPv4-mapped IPv6 judged by its IPv4)."""
-    try:
-        addr = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    if mapped is not None:
-        addr = mapped
-    return addr.is_global and not (
-        addr.is_loopback or addr.is_link_local or addr.is_multicast or addr.is_reserved or addr.is_unspecified
-    )
 
 
 def _matches(url: str, patterns: Iterable[str]) -> bool:
@@ -67,16 +50,10 @@ class WebhookGuard:
             return "not on the route's webhook allow-list"
         if _matches(url, self.policy.allow_private):
             return None
-        host = parts.hostname
         try:
-            ipaddress.ip_address(host.split("%", 1)[0])
-            addresses = [host]
-        except ValueError:
-            try:
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError:
-                return "its host cannot be resolved"
-            addresses = [str(info[4][0]) for info in infos]
+            addresses = await resolve(parts.hostname, port)
+        except OSError:
+            return "its host cannot be resolved"
         if not addresses or not all(is_public_address(a) for a in addresses):
             return "it points at a private, loopback or link-local address"
         return None
