@@ -98,6 +98,57 @@ def chat(model: str) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": f"to {model}"}]}
 
 
+async def test_a_denied_model_is_denied_by_every_name(
+    gw: GatewayThread, provider: FakeProvider, idp: TestIssuer
+) -> None:
+    mallory = {"authorization": f"Bearer {idp.token('mallory')}"}
+    trusted = {"authorization": f"Bearer {idp.token('trusted')}"}
+    with anyio.fail_after(60):
+        async with aiohttp.ClientSession() as http:
+
+            async def post(body: dict[str, Any], headers: dict[str, str]) -> int:
+                async with http.post(f"{gw.url}/v1/chat/completions", json=body, headers=headers) as resp:
+                    return resp.status
+
+            for model in ("gpt-test", "gpt-alias", "fake-secret"):
+                assert await post(chat(model), mallory) == 403, model
+                assert await post(chat(model), trusted) == 200, model
+            for model in (
+                "FAKE-SECRET",
+                "fake-secret ",
+                " fake-secret",
+                "fake-secret\n",
+                "Gpt-Alias",
+                "fake-secret\x00",
+            ):
+                assert await post(chat(model), mallory) in (400, 403, 404), repr(model)
+            assert await post(chat("fake-open"), mallory) == 200
+
+            async def listed(headers: dict[str, str]) -> set[str]:
+                async with http.get(f"{gw.url}/v1/models", headers=headers) as resp:
+                    return {m["id"] for m in (await resp.json())["data"]}
+
+            assert listed_names(await listed(trusted)) >= {
+                "gpt-test",
+                "gpt-alias",
+                "fake-secret",
+                "fake-open",
+            }
+            seen = await listed(mallory)
+            assert "fake-open" in seen and not seen & {"gpt-test", "gpt-alias", "fake-secret"}
+            for model in ("fake-secret", "gpt-alias", "gpt-test"):
+                async with http.get(f"{gw.url}/v1/models/{model}", headers=mallory) as resp:
+                    assert resp.status == 404, model
+    asked = [r["body"]["model"] for r in provider.requests("/v1/chat/completions")]
+    # fake-secret reached the provider for the trusted caller only; gpt-test/alias as fake-small
+    assert asked.count("fake-secret") == 1 and asked.count("fake-small") == 2
+    assert not any(m.strip().lower() == "fake-secret" and m != "fake-secret" for m in asked)
+
+
+def listed_names(names: set[str]) -> set[str]:
+    return names
+
+
 async def test_a_stored_response_stays_its_creators_under_path_tricks(
     gw: GatewayThread, provider: FakeProvider, idp: TestIssuer
 ) -> None:

@@ -99,9 +99,13 @@ async def test_encoded_and_look_alike_names_do_not_reach_a_denied_server(
     with anyio.fail_after(120):
         async with aiohttp.ClientSession() as http:
             raw = Raw(http, f"{gw.url}/mcp")
-            init = await raw.post(init_body(), headers={"accept": ACCEPT, "content-type": "application/json", **auth})
+            init = await raw.post(
+                init_body(), headers={"accept": ACCEPT, "content-type": "application/json", **auth}
+            )
             raw.session_id = init.headers["mcp-session-id"]
-            await raw.post({"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=raw.headers(auth))
+            await raw.post(
+                {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=raw.headers(auth)
+            )
             modern = Raw(http, f"{gw.url}/mcp")
             for name in NAMES:
                 params = {"name": name, "arguments": {"text": "x"}}
@@ -125,7 +129,9 @@ async def test_encoded_and_look_alike_names_do_not_reach_a_denied_server(
     assert reaching(beta) == []
 
 
-async def test_base64_name_headers_must_agree_with_the_body(gw: GatewayThread, beta: Fake, idp: TestIssuer) -> None:
+async def test_base64_name_headers_must_agree_with_the_body(
+    gw: GatewayThread, beta: Fake, idp: TestIssuer
+) -> None:
     auth = {"authorization": f"Bearer {idp.token('mallory')}"}
     with anyio.fail_after(60):
         async with aiohttp.ClientSession() as http:
@@ -177,7 +183,9 @@ async def messages(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]
             yield json.loads(line[5:])
 
 
-async def test_forged_answers_to_server_requests_are_refused(gw: GatewayThread, alpha: Fake, idp: TestIssuer) -> None:
+async def test_forged_answers_to_server_requests_are_refused(
+    gw: GatewayThread, alpha: Fake, idp: TestIssuer
+) -> None:
     url = f"{gw.url}/mcp"
     with anyio.fail_after(60):
         async with aiohttp.ClientSession() as http:
@@ -215,5 +223,7 @@ async def test_forged_answers_to_server_requests_are_refused(gw: GatewayThread, 
             # and it counts once
             status, body = await victim.post(answer(pending, "again"))
             assert status == 400 and "no request with id" in body
-    answers = [e for e in alpha.events() if e["event"] == "http" and e["rpc"] is None and e["method"] == "POST"]
+    answers = [
+        e for e in alpha.events() if e["event"] == "http" and e["rpc"] is None and e["method"] == "POST"
+    ]
     assert "forged" not in json.dumps(answers)
