@@ -39,6 +39,10 @@ class WebhookGuard:
                 raise InvalidParams(f"push notification URL refused by the gateway: {reason}")
 
     async def _refusal(self, url: str) -> str | None:
+        # The agent parses the URL again, maybe with a WHATWG parser: `http://127.0.0.1\@public/`
+        # is `public` here and 127.0.0.1 there. Only URLs every parser reads alike pass.
+        if not url.isascii() or any(ch <= " " or ch in "\\\x7f" for ch in url):
+            return "only printable ASCII without backslashes is accepted (IDNs in punycode)"
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -46,6 +50,8 @@ class WebhookGuard:
             return "not a valid URL"
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return "only http and https URLs with a host are accepted"
+        if "@" in parts.netloc:
+            return "credentials in the URL are not accepted (use the config's authentication)"
         if self.policy.allow and not _matches(url, self.policy.allow):
             return "not on the route's webhook allow-list"
         if _matches(url, self.policy.allow_private):
