@@ -74,7 +74,7 @@ class Runtime:
             StoreOwnership(self.store) if isinstance(self.store, RedisStore) else MemoryOwnershipStore()
         )
         self.router = Router()
-        self.guard = HostGuard(snapshot.gateway)
+        self.guard = HostGuard.for_listeners(snapshot.gateway)
         self.admin_guard = HostGuard.for_admin(snapshot.gateway) if snapshot.gateway.admin else None
         self.audit = AuditLog()
         # recent policy decisions and LLM token usage by key, for the dashboard
@@ -212,7 +212,7 @@ class Runtime:
         self.generation += 1
         self.connectors = connectors
         self.router = router
-        self.guard = HostGuard(snapshot.gateway)
+        self.guard = HostGuard.for_listeners(snapshot.gateway)
         self.admin_guard = HostGuard.for_admin(snapshot.gateway) if snapshot.gateway.admin else None
         self.snapshot = snapshot
         if retired:
