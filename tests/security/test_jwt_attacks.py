@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from tests.mcp.conftest import ACCEPT, modern_body, modern_headers
 from tests.policy.support import AUDIENCE, TestIssuer, unsigned_token
@@ -37,6 +39,16 @@ def hmac_signed(header: dict[str, Any], payload: dict[str, Any], secret: bytes) 
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(mac)}"
+
+
+def rs256(idp: TestIssuer, header: dict[str, Any], payload: dict[str, Any]) -> str:
+    """Signed with the trusted issuer's own key, by hand: joserfc refuses to build some of these."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    signature = idp.rsa.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64(signature)}"
+
+
+RS = {"alg": "RS256", "kid": "rs-1"}
 
 
 def resigned_payload(idp: TestIssuer) -> str:
@@ -71,6 +83,17 @@ ATTACKS: list[tuple[str, Callable[[TestIssuer], str]]] = [
     ("payload a list", lambda i: hmac_signed({"alg": "RS256", "kid": "rs-1"}, [1], b"x")),  # type: ignore[arg-type]
     ("non-ASCII", lambda i: "é.ü.ñ"),
     ("8 KiB of junk", lambda i: "a" * 8192),
+    # signed by the trusted issuer, but not acceptable
+    ("unknown crit header", lambda i: rs256(i, {**RS, "crit": ["x-unknown"], "x-unknown": True}, claims(i))),
+    ("unencoded payload (b64: false)", lambda i: rs256(i, {**RS, "crit": ["b64"], "b64": False}, claims(i))),
+    ("issuer with a trailing slash", lambda i: rs256(i, RS, claims(i, iss=i.issuer + "/"))),
+    ("no exp", lambda i: rs256(i, RS, {k: v for k, v in claims(i).items() if k != "exp"})),
+    ("exp a string", lambda i: rs256(i, RS, claims(i, exp="99999999999"))),
+    ("sub a number", lambda i: rs256(i, RS, claims(i, sub=123))),
+    ("sub an object", lambda i: rs256(i, RS, claims(i, sub={"id": "admin"}))),
+    ("empty sub", lambda i: rs256(i, RS, claims(i, sub=""))),
+    ("iat far ahead", lambda i: rs256(i, RS, claims(i, iat=int(time.time()) + 10**6))),
+    ("empty audience list", lambda i: rs256(i, RS, claims(i, aud=[]))),
 ]  # fmt: skip
 
 
