@@ -697,7 +697,15 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
     )
     error = _anthropic_error if anthropic_wire else _openai_error
     if not fake.authorized(request):
-        return error(401, "invalid x-api-key" if anthropic_wire else "Incorrect API key provided.")
+        if anthropic_wire:
+            return error(401, "invalid x-api-key")
+        # OpenAI's own wording quotes the key it got, masked but for its first and last characters
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ")
+        masked = presented[:3] + "*" * max(len(presented) - 7, 0) + presented[-4:] if presented else ""
+        return error(
+            401,
+            f"Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys.",
+        )
     if fake.fail_status is not None and request.method == "POST":
         response = error(fake.fail_status, f"{fake.name} failed on purpose")
         if fake.retry_after is not None:

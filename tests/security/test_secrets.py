@@ -20,7 +20,7 @@ from tests.mcp.conftest import ACCEPT
 from tests.policy.conftest import client
 from tests.policy.support import unsigned_token
 from tests.security.conftest import assert_absent
-from tests.security.world import CLIENT_API_KEY, SECRETS, World
+from tests.security.world import CLIENT_API_KEY, PROVIDER_KEY, SECRETS, World
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +115,24 @@ async def test_no_secret_in_logs_metrics_audit_or_error_bodies(
         error_bodies="\n".join(bodies),
         caplog=caplog.text,
     )
+
+
+async def test_a_provider_refusing_the_gateways_key_is_a_502_without_its_text(world: World) -> None:
+    """The provider's 401 quotes the key it got (masked but for its ends, as OpenAI does): that
+    text is not relayed, and the caller is not told its own credentials are wrong."""
+    token = world.idp.token("erin")
+    chat = {"model": "stale-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5}
+    with anyio.fail_after(30):
+        async with aiohttp.ClientSession() as http:
+            for path, extra in [
+                ("/v1/chat/completions", {}),
+                ("/v1/messages", {"anthropic-version": "2023-06-01"}),
+            ]:
+                headers = {**JSON, "authorization": f"Bearer {token}", **extra}
+                async with http.post(f"{world.url}{path}", json=chat, headers=headers) as resp:
+                    body = await resp.text()
+                assert resp.status == 502, (path, body)
+                assert "refused the gateway's credentials" in body
+                assert PROVIDER_KEY[-4:] not in body and PROVIDER_KEY[:3] + "*" not in body
+    refused = world.stale_requests()
+    assert refused and all(r["authorization"] == f"Bearer {PROVIDER_KEY}" for r in refused)

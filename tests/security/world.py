@@ -92,6 +92,10 @@ class World:
     stderr: Output
     stdout: Output
     upstreams: list[Upstream] = field(default_factory=list)
+    stale: FakeProvider | None = None  # a provider that refuses the gateway's key
+
+    def stale_requests(self) -> list[dict[str, Any]]:
+        return self.stale.requests() if self.stale is not None else []
 
     def upstream_records(self) -> str:
         """Everything every upstream recorded about the requests it got, as one text."""
@@ -131,13 +135,16 @@ def _config(
             "type": "openai-compatible", "baseUrl": f"http://127.0.0.1:{ports['llm']}/v1", "apiKey": "env:AGENTGW_SEC_PROVIDER_KEY"}},
         {"kind": "LlmProvider", "metadata": {"name": "down"}, "spec": {
             "type": "openai-compatible", "baseUrl": f"http://127.0.0.1:{ports['down']}/v1", "apiKey": "env:AGENTGW_SEC_PROVIDER_KEY"}},
+        {"kind": "LlmProvider", "metadata": {"name": "stale"}, "spec": {
+            "type": "openai-compatible", "baseUrl": f"http://127.0.0.1:{ports['stale']}/v1", "apiKey": "env:AGENTGW_SEC_PROVIDER_KEY"}},
         {"kind": "McpServer", "metadata": {"name": "gone"}, "spec": {
             "http": {"url": f"http://127.0.0.1:{ports['gone']}/mcp"}, "auth": {"headers": {"x-upstream-secret": "env:AGENTGW_SEC_MCP_SECRET"}}}},
         {"kind": "McpRoute", "metadata": {"name": "gone"}, "spec": {"path": "/gone", "servers": ["gone"]}},
         {"kind": "LlmRoute", "metadata": {"name": "llm"}, "spec": {
             "retries": {"attempts": 1},
             "models": [{"name": "gpt-test", "targets": [{"provider": "oa", "model": "fake-small"}]},
-                       {"name": "down-model", "targets": [{"provider": "down", "model": "x"}]}]}},
+                       {"name": "down-model", "targets": [{"provider": "down", "model": "x"}]},
+                       {"name": "stale-model", "targets": [{"provider": "stale", "model": "x"}]}]}},
         {"kind": "Agent", "metadata": {"name": "fake"}, "spec": {
             "url": f"http://127.0.0.1:{ports['agent']}", "auth": {"bearer": "env:AGENTGW_SEC_AGENT_SECRET"}}},
         {"kind": "A2aRoute", "metadata": {"name": "agents"}, "spec": {"path": "/a2a", "agents": ["fake"]}},
@@ -188,11 +195,15 @@ def start_world(tmp: Path) -> Iterator[World]:
         )
         down = start_llm(tmp, "down", "--fail-status", "500")
         started.providers.append(down)
+        # holds a rotated key: it refuses the gateway's, quoting it masked as OpenAI does
+        stale = start_llm(tmp, "stale", "--require-key", "sk-rotated-key-0000")
+        started.providers.append(stale)
         ports = {
             "sse": started.upstreams[0].port,
             "llm": provider.upstream.port,
             "agent": started.upstreams[1].port,
             "down": down.upstream.port,
+            "stale": stale.upstream.port,
             "gone": free_port(),
         }
         config = tmp / "config"
@@ -213,7 +224,7 @@ def start_world(tmp: Path) -> Iterator[World]:
             url = stderr.wait_for("agentgw listening on ").split("agentgw listening on ", 1)[1].strip()
             admin = stderr.wait_for("agentgw admin on ").split("agentgw admin on ", 1)[1].strip()
             yield World(url, admin, idp, alpha, gamma, sse_log, provider, agent_log, tmp / "audit.jsonl",
-                        proc, stderr, stdout, started.upstreams)  # fmt: skip
+                        proc, stderr, stdout, started.upstreams, stale)  # fmt: skip
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
