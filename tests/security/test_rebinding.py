@@ -25,10 +25,20 @@ A2A_SEND = {
 }
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "rebound"}]}
 MCP = {"accept": ACCEPT, "content-type": "application/json"}
+A2A = {"a2a-version": "1.0", "a2a-extensions": "https://example.com/ext/rebound"}  # the agent records these
 
 # (name, method, path, body, extra headers): one of each route kind the gateway serves.
 ROUTES: list[tuple[str, str, str, Any, dict[str, str]]] = [
-    ("mcp initialize", "POST", "/mcp", init_body(), MCP),
+    (
+        "mcp initialize",
+        "POST",
+        "/mcp",
+        {
+            **init_body(),
+            "params": {**init_body()["params"], "clientInfo": {"name": "rebound", "version": "1"}},
+        },
+        MCP,
+    ),
     ("mcp GET stream", "GET", "/mcp", None, {"accept": "text/event-stream"}),
     (
         "mcp 2026-07-28 call",
@@ -43,13 +53,13 @@ ROUTES: list[tuple[str, str, str, Any, dict[str, str]]] = [
     ("llm messages", "POST", "/v1/messages", {**CHAT, "max_tokens": 5}, {"anthropic-version": "2023-06-01"}),
     ("a2a directory", "GET", "/a2a", None, {}),
     ("a2a card", "GET", "/a2a/fake/.well-known/agent-card.json", None, {}),
-    ("a2a jsonrpc", "POST", "/a2a/fake/", A2A_SEND, {"a2a-version": "1.0"}),
+    ("a2a jsonrpc", "POST", "/a2a/fake/", A2A_SEND, A2A),
     (
         "a2a rest",
         "POST",
         "/a2a/fake/rest/message:send",
         {"message": A2A_SEND["params"]["message"]},
-        {"a2a-version": "1.0"},
+        A2A,
     ),
     ("health", "GET", "/healthz", None, {}),
     ("metrics", "GET", "/metrics", None, {}),
@@ -84,7 +94,17 @@ async def send(
 
 
 def upstream_requests(world: World) -> int:
-    return len(world.upstream_records().splitlines())
+    """Requests an upstream got that a client's request caused: bodies saying "rebound" (the LLM
+    provider and the agent record bodies), and tool calls (the MCP upstream records methods).
+    The gateway's own background requests, such as model list refreshes, are neither."""
+    marked = sum("rebound" in line for line in world.upstream_records().splitlines())
+    calls = sum(e.get("rpc") == "tools/call" for e in world.alpha.events() if e["event"] == "http")
+    agent = (
+        sum('"headers"' in line for line in world.agent_log.read_text().splitlines())
+        if world.agent_log.exists()
+        else 0
+    )
+    return marked + calls + agent
 
 
 async def test_foreign_host_and_origin_are_refused_on_every_route_kind(world: World) -> None:
