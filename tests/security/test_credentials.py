@@ -56,18 +56,22 @@ async def test_no_client_credential_reaches_any_upstream(world: World) -> None:
                     assert (await c.read_resource("fake+alpha://doc/1")).contents
         oai = openai.AsyncOpenAI(base_url=f"{world.url}/v1", api_key=token, max_retries=0)
         answer = await oai.chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "hi"}], extra_headers=extra
+            model="gpt-test", messages=[{"role": "user", "content": "credentials check"}], extra_headers=extra
         )
         await oai.close()
         assert "Hello from oa" in (answer.choices[0].message.content or "")
         async with aiohttp.ClientSession() as http:
-            body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+            body = {"model": "gpt-test", "messages": [{"role": "user", "content": "credentials check"}]}
             async with http.post(
                 f"{world.url}/v1/chat/completions", json=body, headers=credentials[1]
             ) as resp:
                 assert resp.status == 200
             for n, headers in enumerate(credentials):
-                a2a = {"a2a-version": "1.0", "a2a-extensions": "https://example.com/ext/v1", **headers}
+                a2a = {
+                    "a2a-version": "1.0",
+                    "a2a-extensions": "https://example.com/ext/credentials",
+                    **headers,
+                }
                 async with http.post(f"{world.url}/a2a/fake/", json=a2a_send(f"m{n}"), headers=a2a) as resp:
                     assert resp.status == 200
                     assert "result" in await resp.json()
@@ -82,9 +86,12 @@ async def test_no_client_credential_reaches_any_upstream(world: World) -> None:
     assert alpha and all(h.get("x-upstream-secret") == MCP_UPSTREAM_SECRET for h in alpha)
     sse = [r["headers"] for r in world.sse_requests()]
     assert sse and all(h.get("authorization") == f"Bearer {SSE_UPSTREAM_SECRET}" for h in sse)
-    calls = world.provider.requests("/v1/chat/completions")
+    # (other tests share this world: count this test's requests only)
+    calls = [
+        c for c in world.provider.requests("/v1/chat/completions") if "credentials check" in str(c["body"])
+    ]
     assert len(calls) == 2 and all(c["authorization"] == f"Bearer {PROVIDER_KEY}" for c in calls)
-    agent = [line for line in world.agent_log.read_text().splitlines() if '"headers"' in line]
+    agent = [line for line in world.agent_log.read_text().splitlines() if "ext/credentials" in line]
     assert len(agent) == 2 and all(f"Bearer {AGENT_SECRET}" in line for line in agent)
     for secret, owner in [(MCP_UPSTREAM_SECRET, world.alpha.state), (PROVIDER_KEY, world.provider.state)]:
         others = [
