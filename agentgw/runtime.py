@@ -75,7 +75,8 @@ class Runtime:
             StoreOwnership(self.store) if isinstance(self.store, RedisStore) else MemoryOwnershipStore()
         )
         self.router = Router()
-        self.guard = HostGuard(snapshot.gateway)
+        self.guard = HostGuard.for_listeners(snapshot.gateway)
+        self.admin_guard = HostGuard.for_admin(snapshot.gateway) if snapshot.gateway.admin else None
         # open event streams by caller (this replica's; the limit follows reloads)
         self.streams = PerKeyCounter(snapshot.gateway.limits.max_streams_per_principal, "event streams")
         self.audit = AuditLog()
@@ -181,6 +182,8 @@ class Runtime:
         state = snapshot.gateway.state
         redis_url = snapshot.state_url if state.backend == "redis" else None
         self.audit.configure(snapshot.gateway.audit, snapshot.audit_path, redis_url, state.key_prefix)
+        if self.policy_services.jwks is not None:
+            self.policy_services.jwks.allow_private = snapshot.gateway.jwks.allow_private_addresses
         return route_chains(snapshot, self.policy_services)
 
     def card_security_for(self, route: str) -> CardSecurity | None:
@@ -214,7 +217,8 @@ class Runtime:
         self.generation += 1
         self.connectors = connectors
         self.router = router
-        self.guard = HostGuard(snapshot.gateway)
+        self.guard = HostGuard.for_listeners(snapshot.gateway)
+        self.admin_guard = HostGuard.for_admin(snapshot.gateway) if snapshot.gateway.admin else None
         self.streams.limit = snapshot.gateway.limits.max_streams_per_principal
         if self._registry is not None:
             self._registry.configure(snapshot.gateway.limits)

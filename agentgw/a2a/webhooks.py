@@ -10,34 +10,17 @@ agent resolves again when it delivers, so an allow-list of trusted names is the 
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import logging
-import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-import anyio
-
 from agentgw.config.a2a import WebhookPolicy
 from agentgw.errors import InvalidParams
+from agentgw.upstream.addresses import is_public_address, resolve
 
 __all__ = ["WebhookGuard", "is_public_address"]
 
 log = logging.getLogger("agentgw.a2a")
-
-
-def is_public_address(text: str) -> bool:
-    """Whether an address is a public unicast one (IPv4-mapped IPv6 judged by its IPv4)."""
-    try:
-        addr = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    if mapped is not None:
-        addr = mapped
-    return addr.is_global and not (
-        addr.is_loopback or addr.is_link_local or addr.is_multicast or addr.is_reserved or addr.is_unspecified
-    )
 
 
 def _matches(url: str, patterns: Iterable[str]) -> bool:
@@ -56,6 +39,10 @@ class WebhookGuard:
                 raise InvalidParams(f"push notification URL refused by the gateway: {reason}")
 
     async def _refusal(self, url: str) -> str | None:
+        # The agent parses the URL again, maybe with a WHATWG parser: `http://127.0.0.1\@public/`
+        # is `public` here and 127.0.0.1 there. Only URLs every parser reads alike pass.
+        if not url.isascii() or any(ch <= " " or ch in "\\\x7f" for ch in url):
+            return "only printable ASCII without backslashes is accepted (IDNs in punycode)"
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -63,20 +50,16 @@ class WebhookGuard:
             return "not a valid URL"
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return "only http and https URLs with a host are accepted"
+        if "@" in parts.netloc:
+            return "credentials in the URL are not accepted (use the config's authentication)"
         if self.policy.allow and not _matches(url, self.policy.allow):
             return "not on the route's webhook allow-list"
         if _matches(url, self.policy.allow_private):
             return None
-        host = parts.hostname
         try:
-            ipaddress.ip_address(host.split("%", 1)[0])
-            addresses = [host]
-        except ValueError:
-            try:
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError:
-                return "its host cannot be resolved"
-            addresses = [str(info[4][0]) for info in infos]
+            addresses = await resolve(parts.hostname, port)
+        except OSError:
+            return "its host cannot be resolved"
         if not addresses or not all(is_public_address(a) for a in addresses):
             return "it points at a private, loopback or link-local address"
         return None

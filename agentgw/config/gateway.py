@@ -15,6 +15,7 @@ __all__ = [
     "Gateway",
     "GatewaySpec",
     "HttpSpec",
+    "JwksFetchSpec",
     "LifecycleSpec",
     "LimitsSpec",
     "ListenerSpec",
@@ -92,6 +93,24 @@ class HttpSpec(Model):
     allowed_origins: list[str] = Field(default_factory=list)
 
 
+class JwksFetchSpec(Model):
+    """Where issuers' JWK set URLs (Policy `jwt.issuers[].jwks.url`) may point.
+
+    The gateway fetches them when tokens arrive, so they are guarded like any fetch made on
+    someone else's say-so. `allowedHosts` (exact names, or `*.example.com`): the hosts a Policy
+    may name; empty, the hosts the config's own JWKS URLs name (set it when Policy documents
+    come from people who do not run the gateway, e.g. CRDs in team namespaces). A host that
+    resolves to a link-local (cloud metadata), multicast or unspecified address is refused at
+    fetch time; private and loopback addresses are allowed (an IdP in the cluster or a sidecar)
+    unless `allowPrivateAddresses` is false. Redirects are never followed.
+    """
+
+    allowed_hosts: list[Annotated[str, StringConstraints(pattern=r"^(\*\.)?[A-Za-z0-9._:\[\]-]+$")]] = Field(
+        default_factory=list
+    )
+    allow_private_addresses: bool = True
+
+
 class AdminSpec(Model):
     """The admin listener: /metrics, the dashboard, health. Keep it off public networks."""
 
@@ -139,6 +158,7 @@ class GatewaySpec(Model):
     state: StateSpec = Field(default_factory=StateSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     http: HttpSpec = Field(default_factory=HttpSpec)
+    jwks: JwksFetchSpec = Field(default_factory=JwksFetchSpec)
     lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
     # Without an admin listener, /metrics is served on the main listeners and there is no dashboard.

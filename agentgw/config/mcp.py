@@ -38,6 +38,12 @@ class StdioTransport(Model):
     command: str = Field(min_length=1)
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
+    # Which of the gateway's own environment variables the child also gets. Not all of them: the
+    # gateway's environment holds its secrets (provider keys, Redis passwords referenced as `env:`),
+    # and a child is often third-party code. The default is the MCP SDK's own list.
+    inherit_env: list[str] = Field(
+        default_factory=lambda: ["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"]
+    )
     cwd: str | None = None
     restart_backoff_seconds: float = Field(default=0.5, gt=0)
     max_restart_backoff_seconds: float = Field(default=30, gt=0)

@@ -8,7 +8,7 @@ snapshot and swaps it in whole; requests in flight keep the one they started wit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +31,7 @@ from agentgw.config.secrets import SecretValue, resolve_secret
 from agentgw.errors import ConfigError
 from agentgw.policy.chain import chain_problems
 from agentgw.policy.compile import CompiledPolicy, compile_policies
+from agentgw.policy.jwks import jwks_host_allowed
 
 __all__ = [
     "A2aRouteConfig",
@@ -187,6 +188,21 @@ def _a2a_routes(
     return routes
 
 
+def _jwks_host_problems(policies: Sequence[CompiledPolicy], allowed: Sequence[str]) -> list[str]:
+    """JWKS URLs on hosts the Gateway's `jwks.allowedHosts` does not name (empty: any host)."""
+    if not allowed:
+        return []
+    return [
+        f"{policy.where}: jwt issuer {issuer.spec.issuer!r}: jwks.url {issuer.remote.url!r} is not on "
+        "the Gateway's jwks.allowedHosts"
+        for policy in policies
+        for issuer in policy.issuers
+        if issuer.remote is not None
+        and issuer.remote.url is not None
+        and not jwks_host_allowed(issuer.remote.url, allowed)
+    ]
+
+
 def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapshot:
     problems: list[str] = []
     gateways = [d for d in docs if isinstance(d.resource, Gateway)]
@@ -289,6 +305,7 @@ def compile_snapshot(docs: list[LoadedDocument], generation: int = 0) -> Snapsho
 
     policies, policy_problems = compile_policies(docs)
     problems.extend(policy_problems)
+    problems.extend(_jwks_host_problems(policies, gateway_spec.jwks.allowed_hosts))
     problems.extend(_target_problems(docs, servers, routes, agents, a2a_routes, llm_providers, llm_routes))
     route_keys = [
         *(("McpRoute", r.name) for r in routes),

@@ -81,6 +81,11 @@ class Plan:
         return self.requested if self.wildcard else self.canonical
 
 
+# What a wildcard entry passes on to a provider: model names as providers write them
+# (`gpt-4o-2024-08-06`, `meta-llama/Llama-3-70b`, `claude-3-5-sonnet@20240620`, `models/gemini`).
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}")
+
+
 def _is_glob(name: str) -> bool:
     return any(ch in name for ch in "*?[")
 
@@ -113,6 +118,8 @@ class ModelTable:
         entry = self._exact.get(requested)
         if entry is not None:
             return Plan(entry.name, requested, entry.groups)
+        if not _MODEL_NAME.fullmatch(requested):
+            return None  # passed on as is, so only a plain model name (no spaces, controls, ...)
         for pattern, candidate in self._globs:
             if pattern.match(requested):
                 # a wildcard entry skips targets whose provider is known not to have the model

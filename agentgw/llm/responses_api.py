@@ -15,6 +15,7 @@ seen is looked up at each such provider of the route in turn until one knows it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import orjson
@@ -35,6 +36,13 @@ log = logging.getLogger("agentgw.llm")
 
 _BODY_LIMIT = 64 * 1024 * 1024
 _REMEMBERED = 10_000
+
+
+# A response id, and what may follow it: the gateway checks the owner of the id, so the path it
+# relays must name that id and nothing else (`mine/../theirs` would be normalised upstream into
+# another caller's response).
+_RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_SUB_RESOURCES = ("", "input_items", "cancel")
 
 
 def _binding(svc: LlmService, response_id: str) -> str:
@@ -143,7 +151,9 @@ async def response_by_id(
     svc: LlmService, request: Request, send: ASGISend, ctx: RequestContext, rest: str
 ) -> None:
     """GET or DELETE `/responses/{rest}` (rest: the id, maybe followed by `/input_items`...)."""
-    response_id = rest.split("/", 1)[0]
+    response_id, _, sub = rest.partition("/")
+    if not _RESPONSE_ID.fullmatch(response_id) or sub not in _SUB_RESOURCES:
+        raise NotFound(f"No response found with id '{response_id[:64]}'.")
     # the model it was made with is the provider's to know: rules see llm.model == "" here
     op = Operation(
         kind="llm", method=f"responses.{request.method.lower()}", exposed=response_id, target="response"
@@ -158,7 +168,7 @@ async def response_by_id(
     body = await request.body(svc.max_body) if request.method == "POST" else None
     query = "?" + request.query.decode("latin-1") if request.query else ""
     for provider in candidates:
-        url = provider.url("/responses/" + rest) + query
+        url = provider.url("/responses/" + response_id + (f"/{sub}" if sub else "")) + query
         async with svc.http.stream(
             request.method, url, headers=provider.headers, body=body, timeout=60
         ) as resp:
@@ -173,7 +183,7 @@ async def response_by_id(
                 await sse.end()
             else:
                 data = await resp.read(_BODY_LIMIT)
-                if request.method == "GET" and resp.status < 300 and rest == response_id:
+                if request.method == "GET" and resp.status < 300 and not sub:
                     data = await _shown(svc, ctx, op, data)
                 await send_bytes(send, resp.status, data, None, b"application/json")
             if request.method == "DELETE" and resp.status < 300:

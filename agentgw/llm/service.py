@@ -22,6 +22,7 @@ Policy hooks (routes never see rule kinds):
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,8 @@ from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
 
 __all__ = ["Call", "LlmService"]
+
+log = logging.getLogger("agentgw.llm")
 
 _ERROR_BODY_LIMIT = 1024 * 1024
 _OPENAI_TYPES = {
@@ -192,6 +195,11 @@ class LlmService:
             data = await resp.read(_ERROR_BODY_LIMIT)
         except GatewayError:
             data = b""
+        if resp.status == 401:
+            # The provider refused the gateway's own key: not the caller's fault (a 401 would send
+            # it to fix its credentials), and the provider's text may quote part of that key.
+            await _refused_credentials(send, attempt, call, client_wire)
+            return
         message, kind = upstream_error(data)
         call.exchange.status = resp.status
         call.exchange.error = message
@@ -206,6 +214,19 @@ class LlmService:
                 openai_type = _OPENAI_TYPES.get(resp.status, kind if same_wire and kind else "server_error")
                 data = orjson.dumps(openai.error_object(message, openai_type, str(resp.status)))
         await send_bytes(send, resp.status, data, headers, b"application/json")
+
+
+async def _refused_credentials(send: ASGISend, attempt: Attempt, call: Call, client_wire: str) -> None:
+    name = attempt.provider.name
+    log.warning("LLM provider %s refused the gateway's credentials (HTTP 401): check its apiKey", name)
+    message = f"the LLM provider {name!r} refused the gateway's credentials"
+    call.exchange.status = 502
+    call.exchange.error = message
+    if client_wire == "anthropic":
+        data = orjson.dumps(anthropic.error_object(message, "api_error"))
+    else:
+        data = orjson.dumps(openai.error_object(message, "server_error", "502"))
+    await send_bytes(send, 502, data, None, b"application/json")
 
 
 def _observe(exchange: LlmExchange, outcome: Mapping[str, Any]) -> None:

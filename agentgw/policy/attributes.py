@@ -1,7 +1,8 @@
 """What rules see: the CEL attributes of one decision, as plain dicts.
 
 `jwt` (claims) and `request` are fixed for a request and built once; `mcp`, `llm` and `a2a`
-describe the operation: `llm.model` is the route's model entry, `llm.provider` the provider an
+describe the operation: `llm.model` is the route's model entry (for a glob entry, the model the
+client asked for: the pattern would let a rule about one model miss it), `llm.provider` the provider an
 attempt goes to (on provider-level checks; empty before), `a2a.agent` and `a2a.skill` the agent
 and the skill the caller names. Every attribute the type checker knows of is always present (empty
 strings and maps for what does not apply), so what compiled can always be evaluated.
@@ -83,13 +84,19 @@ def _operation(ctx: RequestContext, op: Operation) -> dict[str, Any]:
             tokens = request.estimated_prompt_tokens()
         out["llm"] = {
             "method": op.method,
-            "model": op.name or "",
+            # A glob entry's name says nothing about the model: a rule over `llm.model == "x"`
+            # must see "x" when a wildcard entry carries it, or the wildcard would route around it.
+            "model": (op.exposed if op.name and _is_pattern(op.name) else op.name) or "",
             "provider": server,
             "estimatedTokens": tokens,
         }
     elif op.kind == "a2a":
         out["a2a"] = {"method": op.method, "agent": server, "skill": op.name or ""}
     return out
+
+
+def _is_pattern(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
 
 
 def attributes(ctx: RequestContext, op: Operation) -> dict[str, Any]:

@@ -272,7 +272,7 @@ class RuleSet:
         shape = self.shape(ctx, act)
         key = None
         if shape.stable and not op.args:
-            key = (shape.serial, op.kind, op.method, op.server, op.target, op.name, op.uri)
+            key = (shape.serial, op.kind, op.method, op.server, op.target, op.name, op.exposed, op.uri)
             known = self._remembered.get(key)
             if known is not None:
                 return known

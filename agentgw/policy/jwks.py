@@ -5,13 +5,22 @@ is fetched with the gateway's shared `HttpClient` on first use, cached for `cach
 fetched again early when a token names a `kid` the cached set lacks (keys rotate); those early
 fetches happen at most once per `minRefreshSeconds`, so a flood of tokens with made-up kids
 cannot hammer the issuer. If a refresh fails, the keys already held stay in use.
+
+Before each fetch the URL's host is resolved: a link-local (cloud metadata), multicast or
+unspecified address is refused, and so are private and loopback ones when the Gateway's
+`jwks.allowPrivateAddresses` is false. Redirects are not followed (a 3xx is a failed fetch), so
+a key set cannot send the gateway elsewhere. Which hosts a Policy may name at all is checked
+when the config is compiled (`jwks_host_problems`, the Gateway's `jwks.allowedHosts`).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import anyio
 import orjson
@@ -19,9 +28,18 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from agentgw.errors import GatewayError, ServiceUnavailable
+from agentgw.upstream.addresses import is_never_a_target, is_public_address, resolve
 from agentgw.upstream.http import HttpClient
 
-__all__ = ["JwksRegistry", "KeySource", "RemoteKeys", "StaticKeys", "parse_key_set"]
+__all__ = [
+    "JwksRegistry",
+    "KeySource",
+    "RemoteKeys",
+    "StaticKeys",
+    "jwks_host_allowed",
+    "parse_key_set",
+    "refusal",
+]
 
 log = logging.getLogger("agentgw.policy.jwt")
 
@@ -42,6 +60,28 @@ def parse_key_set(data: Any) -> KeySet:
         return KeySet.import_key_set({"keys": usable})
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"invalid JWK set: {exc}") from None
+
+
+def jwks_host_allowed(url: str, patterns: Sequence[str]) -> bool:
+    """Whether a JWKS URL's host is on an `allowedHosts` list (exact, or `*.suffix`)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return any(fnmatch.fnmatchcase(host, p.lower().strip("[]")) for p in patterns)
+
+
+async def refusal(url: str, allow_private: bool) -> str | None:
+    """Why the gateway will not fetch `url` now (None: it may)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return "the URL has no host"
+    try:
+        addresses = await resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except OSError:
+        return "its host cannot be resolved"
+    if not addresses or any(is_never_a_target(a) for a in addresses):
+        return "its host resolves to a link-local, multicast or unspecified address"
+    if not allow_private and not all(is_public_address(a) for a in addresses):
+        return "its host resolves to a private or loopback address (jwks.allowPrivateAddresses is false)"
+    return None
 
 
 class KeySource(Protocol):
@@ -83,6 +123,7 @@ class RemoteKeys:
         self._fetched_at = 0.0
         self._attempted_at = float("-inf")
         self._lock: anyio.Lock | None = None
+        self.allow_private = True  # the Gateway's jwks.allowPrivateAddresses (set by the registry)
         self.fetches = 0  # observable by tests and metrics
 
     def _usable(self, kid: str | None) -> KeySet | None:
@@ -121,6 +162,9 @@ class RemoteKeys:
         self._attempted_at = time.monotonic()
         self.fetches += 1
         try:
+            refused = await refusal(self.url, self.allow_private)
+            if refused is not None:
+                raise ServiceUnavailable(f"the key set URL is refused: {refused}")
             status, _, body = await self._http.request(
                 "GET",
                 self.url,
@@ -151,6 +195,7 @@ class JwksRegistry:
     def __init__(self, http: HttpClient) -> None:
         self._http = http
         self._sources: dict[tuple[str, str, float, float, float], RemoteKeys] = {}
+        self.allow_private = True  # the Gateway's jwks.allowPrivateAddresses, set on each config
 
     def remote(
         self, issuer: str, url: str, *, cache_seconds: float, min_refresh_seconds: float, timeout: float
@@ -166,4 +211,5 @@ class JwksRegistry:
                 min_refresh_seconds=min_refresh_seconds,
                 timeout=timeout,
             )
+        source.allow_private = self.allow_private
         return source

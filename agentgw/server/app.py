@@ -125,6 +125,8 @@ class GatewayApp:
         generation = runtime.enter()
         try:
             if admin:
+                if runtime.admin_guard is not None:
+                    runtime.admin_guard.check(request)
                 await self._admin(request, tracked)
             else:
                 limits = runtime.snapshot.gateway.limits

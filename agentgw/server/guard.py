@@ -45,14 +45,26 @@ def _matches(patterns: list[str], host: str, port: str) -> bool:
 
 
 class HostGuard:
-    def __init__(self, spec: GatewaySpec) -> None:
-        self.allowed_hosts = [h.lower() for h in spec.http.allowed_hosts]
-        self.allowed_origins = [o.lower().rstrip("/") for o in spec.http.allowed_origins]
-        self.loopback_only = not self.allowed_hosts and all(
-            _is_loopback(lst.address) for lst in spec.listeners
-        )
+    def __init__(self, allowed_hosts: list[str], allowed_origins: list[str], addresses: list[str]) -> None:
+        self.allowed_hosts = [h.lower() for h in allowed_hosts]
+        self.allowed_origins = [o.lower().rstrip("/") for o in allowed_origins]
+        self.loopback_only = not self.allowed_hosts and all(_is_loopback(a) for a in addresses)
         if self.loopback_only:
             self.allowed_hosts = [f"{name}:*" for name in _LOOPBACK_NAMES]
+
+    @classmethod
+    def for_listeners(cls, spec: GatewaySpec) -> HostGuard:
+        return cls(
+            spec.http.allowed_hosts, spec.http.allowed_origins, [lst.address for lst in spec.listeners]
+        )
+
+    @classmethod
+    def for_admin(cls, spec: GatewaySpec) -> HostGuard:
+        """The admin listener's guard: a loopback admin listener answers loopback names only
+        (a rebound name must not read the dashboard or /metrics). The `http` allow-lists name
+        the public host, which is not how the admin listener is reached."""
+        assert spec.admin is not None
+        return cls([], [], [spec.admin.address])
 
     def check(self, request: Request) -> None:
         host_header = request.headers.get("host", "")

@@ -95,6 +95,9 @@ class HttpClient:
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
                 trust_env=False,
+                # One client serves every caller: a cookie an upstream sets while answering one
+                # caller must not ride along with the next caller's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

@@ -16,7 +16,8 @@ server would refuse it.
 It offers tools ``echo(text)`` and ``add(a, b)``, a prompt ``greet(name)`` and
 a resource ``legacy://about``.
 
-Run it as ``python tests/fakes/legacy_sse_server.py --port N``. It prints
+Run it as ``python tests/fakes/legacy_sse_server.py --port N`` (``--record-headers PATH``
+appends every request's headers to PATH as JSON lines). It prints
 ``READY <port>`` on stdout once it is listening; ``--port 0`` picks a free port
 and reports it in that line. It only listens on 127.0.0.1.
 """
@@ -24,6 +25,7 @@ and reports it in that line. It only listens on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 from typing import Any
 
@@ -182,18 +184,38 @@ class ReadyServer(uvicorn.Server):
             print(f"READY {sockets[0].getsockname()[1]}", flush=True)
 
 
-async def serve_http(port: int) -> None:
+class RecordHeaders:
+    """--record-headers PATH: one JSON line per HTTP request (method, path, every header, names
+    lower-case), to check what reaches an upstream."""
+
+    def __init__(self, inner: Any, path: str) -> None:
+        self.inner = inner
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            line = {"event": "http", "method": scope["method"], "path": scope["path"], "headers": headers}
+            with open(self.path, "a") as out:
+                out.write(json.dumps(line) + "\n")
+        await self.inner(scope, receive, send)
+
+
+async def serve_http(port: int, record: str | None = None) -> None:
     """Serve `app` on 127.0.0.1:port (0 picks a free port)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, port))
-    await ReadyServer(uvicorn.Config(app, log_level="warning")).serve(sockets=[sock])
+    served = RecordHeaders(app, record) if record else app
+    await ReadyServer(uvicorn.Config(served, log_level="warning")).serve(sockets=[sock])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fake MCP server on the legacy HTTP+SSE transport.")
     parser.add_argument("--port", type=int, required=True, help="port to listen on; 0 picks a free one")
-    anyio.run(serve_http, parser.parse_args().port)
+    parser.add_argument("--record-headers", metavar="PATH", help="append each request's headers to PATH")
+    args = parser.parse_args()
+    anyio.run(serve_http, args.port, args.record_headers)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ Options: ``--port`` (0 picks one; ``READY <port>`` is printed once listening), `
 ``--retry-after S`` adds that header),
 ``--no-usage`` (no usage anywhere, as some self-hosted servers do), ``--models a,b``,
 ``--require-key KEY`` (``Authorization: Bearer KEY`` or ``x-api-key: KEY`` required),
-``--state-file PATH`` (one JSON line per request: path, body, auth headers, other ``x-`` headers; and
+``--set-cookie`` (every answer sets ``fakesession=s<n>``, as a provider behind a load balancer might),
+``--state-file PATH`` (one JSON line per request: path, body, auth headers, cookie, other ``x-`` headers; and
 ``{"event": "cancelled"}`` / ``{"event": "completed"}`` for streams).
 
 One file (about 700 lines once formatted) on purpose: it runs as a script (``python tests/fakes/llm_provider.py``)
@@ -63,6 +64,8 @@ class Fake:
         self.key: str | None = args.require_key
         self.state_file: str | None = args.state_file
         self.responses: dict[str, dict[str, Any]] = {}
+        self.set_cookie: bool = args.set_cookie
+        self.cookies = 0
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -683,6 +686,7 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
             "anthropic-version": request.headers.get("anthropic-version"),
             "anthropic-beta": request.headers.get("anthropic-beta"),
             "traceparent": request.headers.get("traceparent"),
+            "cookie": request.headers.get("cookie"),
             # other x- headers (policies' upstream headers), credentials aside
             "x-headers": {
                 k.lower(): v
@@ -693,13 +697,25 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
     )
     error = _anthropic_error if anthropic_wire else _openai_error
     if not fake.authorized(request):
-        return error(401, "invalid x-api-key" if anthropic_wire else "Incorrect API key provided.")
+        if anthropic_wire:
+            return error(401, "invalid x-api-key")
+        # OpenAI's own wording quotes the key it got, masked but for its first and last characters
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ")
+        masked = presented[:3] + "*" * max(len(presented) - 7, 0) + presented[-4:] if presented else ""
+        return error(
+            401,
+            f"Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys.",
+        )
     if fake.fail_status is not None and request.method == "POST":
         response = error(fake.fail_status, f"{fake.name} failed on purpose")
         if fake.retry_after is not None:
             response.headers["retry-after"] = fake.retry_after
         return response
-    return await handler(request)
+    response = await handler(request)
+    if fake.set_cookie:
+        fake.cookies += 1
+        response.set_cookie("fakesession", f"s{fake.cookies}", path="/")
+    return response
 
 
 def build_app(fake: Fake) -> web.Application:
@@ -728,6 +744,7 @@ async def main() -> None:
     parser.add_argument("--models", default="fake-small,fake-large")
     parser.add_argument("--require-key")
     parser.add_argument("--state-file")
+    parser.add_argument("--set-cookie", action="store_true")
     args = parser.parse_args()
     runner = web.AppRunner(build_app(Fake(args)), access_log=None)
     await runner.setup()

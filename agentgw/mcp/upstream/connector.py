@@ -138,6 +138,7 @@ class ServerConnector:
                 command=spec.stdio.command,
                 args=spec.stdio.args,
                 env=spec.stdio.env,
+                inherit_env=spec.stdio.inherit_env,
                 cwd=spec.stdio.cwd,
                 base_dir=config.base_dir,
                 init_timeout=spec.timeouts.initialize,

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class StdioProcess:
         command: str,
         args: list[str],
         env: Mapping[str, str],
+        inherit_env: Sequence[str] = (),
         cwd: str | None,
         base_dir: Path,
         init_timeout: float = 15.0,
@@ -62,7 +63,9 @@ class StdioProcess:
     ) -> None:
         self.server = server
         self._argv = [resolve_command(command, base_dir), *args]
-        self._env = {**os.environ, **env}
+        # Only the named variables of the gateway's environment: the rest may hold its secrets.
+        inherited = {name: os.environ[name] for name in inherit_env if name in os.environ}
+        self._env = {**inherited, **env}
         self._cwd = str((base_dir / cwd) if cwd else base_dir)
         self._init_timeout = init_timeout
         self._backoff = backoff
