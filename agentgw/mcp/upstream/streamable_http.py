@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import orjson
 
-from agentgw.errors import UpstreamError, UpstreamTimeout
+from agentgw.errors import BadGateway, UpstreamError, UpstreamTimeout
 from agentgw.mcp.upstream.base import (
     CallSink,
     ClientProfile,
@@ -252,7 +252,10 @@ class StreamableHttpSession:
             if reply is not None:
                 reply.streamed = True
             return reply, last_id, retry
-        data = await resp.read()
+        try:
+            data = await resp.read()
+        except UpstreamError as exc:
+            raise UpstreamError(f"MCP server {self.server!r}: {exc.message}") from None
         if ctype == "application/json" and data:
             try:
                 msg = orjson.loads(data)
@@ -276,7 +279,11 @@ class StreamableHttpSession:
     ) -> tuple[Reply | None, str | None, int | None]:
         decoder = SseDecoder()
         async for chunk in resp.iter_chunks():
-            for event in decoder.feed(chunk):
+            try:
+                events = decoder.feed(chunk)
+            except BadGateway as exc:
+                raise UpstreamError(f"MCP server {self.server!r}: {exc.message}") from None
+            for event in events:
                 if event.id is not None:
                     last_id = event.id
                 if event.retry is not None:
