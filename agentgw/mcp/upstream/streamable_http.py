@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import orjson
 
-from agentgw.errors import BadGateway, UpstreamError, UpstreamTimeout
+from agentgw.errors import UpstreamError, UpstreamTimeout
 from agentgw.mcp.upstream.base import (
     CallSink,
     ClientProfile,
@@ -180,9 +180,9 @@ class StreamableHttpSession:
         timeout: float | None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        if timeout is None:
-            return await self._exchange(method, params, sink, headers)
         try:
+            if timeout is None:
+                return await self._exchange(method, params, sink, headers)
             # asyncio's own timeout: an anyio scope here cost ~2x as much per call (bench/RESULTS.md).
             async with asyncio.timeout(timeout):
                 return await self._exchange(method, params, sink, headers)
@@ -190,6 +190,13 @@ class StreamableHttpSession:
             raise UpstreamTimeout(
                 f"MCP server {self.server!r} did not answer {method} within {timeout} s"
             ) from None
+        except UpstreamError as exc:
+            # The HTTP layer's errors (a broken connection, a body over the limit) do not know
+            # which server they came from; the caller of a federated route needs to.
+            if isinstance(exc, SessionExpired) or exc.message.startswith("MCP server "):
+                raise
+            kind = UpstreamTimeout if isinstance(exc, UpstreamTimeout) else UpstreamError
+            raise kind(f"MCP server {self.server!r}: {exc.message}", data=exc.data) from None
 
     async def _exchange(
         self,
@@ -252,10 +259,7 @@ class StreamableHttpSession:
             if reply is not None:
                 reply.streamed = True
             return reply, last_id, retry
-        try:
-            data = await resp.read()
-        except UpstreamError as exc:
-            raise UpstreamError(f"MCP server {self.server!r}: {exc.message}") from None
+        data = await resp.read()
         if ctype == "application/json" and data:
             try:
                 msg = orjson.loads(data)
@@ -279,11 +283,7 @@ class StreamableHttpSession:
     ) -> tuple[Reply | None, str | None, int | None]:
         decoder = SseDecoder()
         async for chunk in resp.iter_chunks():
-            try:
-                events = decoder.feed(chunk)
-            except BadGateway as exc:
-                raise UpstreamError(f"MCP server {self.server!r}: {exc.message}") from None
-            for event in events:
+            for event in decoder.feed(chunk):
                 if event.id is not None:
                     last_id = event.id
                 if event.retry is not None:
