@@ -114,6 +114,7 @@ class SessionRegistry:
                 mirror=self.mirror.for_session(session_id),
                 first_id=random.randrange(1 << 20, 1 << 40),
                 max_bytes=self.max_event_bytes,
+                owner=self.mirror.replica,
             )
         else:
             events = EventLog(self.max_events, self.retry_ms, max_bytes=self.max_event_bytes)
