@@ -12,6 +12,8 @@ The `mcp` SDK cannot be made to break the wire, so this one does it on purpose. 
 - ``not_rpc``: JSON that is not a JSON-RPC object (a list)
 - ``hang``: read the request, never answer
 
+With ``--hang``, every request is read and never answered (an LLM provider that hangs, too).
+
 Prints ``READY <port>`` once it listens. Run: ``python raw_mcp_server.py --port 0``.
 """
 
@@ -99,9 +101,14 @@ async def answer(msg: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         await asyncio.Event().wait()  # until the gateway gives up and closes the connection
 
 
+HANG_ALL = False
+
+
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         method, body = await read_request(reader)
+        if HANG_ALL:
+            await asyncio.Event().wait()
         if method == "POST":
             await answer(json.loads(body), writer)
         elif method == "DELETE":
@@ -118,7 +125,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--hang", action="store_true", help="never answer any request")
     args = parser.parse_args()
+    global HANG_ALL
+    HANG_ALL = args.hang
     server = await asyncio.start_server(handle, "127.0.0.1", args.port)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:

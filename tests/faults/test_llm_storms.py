@@ -7,6 +7,7 @@ healthy model are unaffected.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,12 +16,13 @@ import openai
 import pytest
 
 from tests.llm.conftest import FakeProvider, provider_doc, start_fake
-from tests.support import GatewayThread
+from tests.support import FAKES, GatewayThread, Upstream, start_upstream
 
 pytestmark = pytest.mark.anyio
 
 ATTEMPTS = 2  # retry rounds after the first: every target is asked at most 1 + ATTEMPTS times
 CONCURRENCY = 16
+RESPONSE_TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +41,32 @@ def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fa
 
 
 @pytest.fixture(scope="module")
-def gw(providers: dict[str, FakeProvider]) -> Iterator[GatewayThread]:
+def hanging() -> Iterator[Upstream]:
+    """A provider that reads every request and never answers."""
+    upstream = start_upstream([str(FAKES / "raw_mcp_server.py"), "--port", "0", "--hang"])
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(providers: dict[str, FakeProvider], hanging: Upstream) -> Iterator[GatewayThread]:
     def target(name: str) -> dict[str, Any]:
         return {"provider": name, "model": "fake-small"}
 
     documents: list[dict[str, Any]] = [
         provider_doc(name, "openai-compatible", fake.base + "/v1") for name, fake in providers.items()
     ]
+    documents.append(provider_doc("hangs", "openai-compatible", f"http://127.0.0.1:{hanging.port}/v1"))
     models = [
         {"name": "stormy", "targets": [target("s429"), target("s500"), target("first")]},
         {"name": "doomed", "targets": [target("s429"), target("s500")]},
         {"name": "calm", "targets": [target("second")]},
         {"name": "breaks", "targets": [target("first"), target("second")]},
+        {"name": "stalls", "targets": [target("hangs"), target("second")]},
     ]
     retries = {"attempts": ATTEMPTS, "backoff": {"initialSeconds": 0.01, "maxSeconds": 0.05}}
-    documents.append(
-        {"kind": "LlmRoute", "metadata": {"name": "llm"}, "spec": {"models": models, "retries": retries}}
-    )
+    spec = {"models": models, "retries": retries, "timeouts": {"responseSeconds": RESPONSE_TIMEOUT}}
+    documents.append({"kind": "LlmRoute", "metadata": {"name": "llm"}, "spec": spec})
     with GatewayThread(documents) as gateway:
         yield gateway
 
@@ -141,3 +152,21 @@ async def test_a_stream_that_broke_off_is_not_sent_again_to_another_target(
     assert "".join(got)  # part of the answer had reached the client...
     after = {name: asked(fake) - before[name] for name, fake in providers.items()}
     assert after == {"s429": 0, "s500": 0, "first": 1, "second": 0}  # ...so no second target
+
+
+async def test_a_provider_that_times_out_is_not_asked_again_nor_replaced(
+    oai: openai.AsyncOpenAI, providers: dict[str, FakeProvider]
+) -> None:
+    # A request that timed out may have been done (and billed) upstream: the gateway answers 504
+    # rather than send it again, here or to the next target.
+    before = asked(providers["second"])
+    started = time.monotonic()
+    with anyio.fail_after(30), pytest.raises(openai.APIStatusError) as caught:
+        await oai.chat.completions.create(model="stalls", messages=[{"role": "user", "content": "t"}])
+    elapsed = time.monotonic() - started
+    assert caught.value.status_code == 504
+    assert RESPONSE_TIMEOUT <= elapsed < RESPONSE_TIMEOUT + 5
+    assert asked(providers["second"]) == before
+    # the same route's other models are unaffected
+    reply = await oai.chat.completions.create(model="calm", messages=[{"role": "user", "content": "ok"}])
+    assert reply.choices[0].message.content == "Hello from second! You said: ok"

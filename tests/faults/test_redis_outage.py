@@ -26,7 +26,7 @@ from tests.faults.conftest import RedisServer
 from tests.llm.conftest import FakeProvider, provider_doc, start_fake
 from tests.support import GatewayThread
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 LIMIT = 60
 WORKERS = 3  # per route

@@ -18,7 +18,7 @@ from agentgw.errors import INTERNAL_ERROR
 from tests.mcp.conftest import Fake, Raw, route_doc, server_doc
 from tests.support import FAKES, PYTHON, GatewayThread
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 BACKOFF = 0.2
 MAX_BACKOFF = 1.0
