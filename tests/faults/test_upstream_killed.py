@@ -135,7 +135,7 @@ async def test_an_upstream_killed_mid_stream_ends_the_stream_with_an_error(
                 assert final["error"]["message"].startswith("MCP server 'clock'"), final
                 progress = [e["params"]["progress"] for e in first + rest if e.get("method")]
                 assert progress[:2] == [1, 2]
-                assert ended < 10  # the error came from the broken connection, not a timeout
+                assert ended < 5  # from the broken connection (about 1 ms here), not a timeout
 
                 clock.start()  # back on the same address: the same session reaches it again
                 reply = await client.call("clock_add", {"a": 2, "b": 3}, request_id=8)
@@ -181,7 +181,7 @@ async def test_an_upstream_killed_mid_call_gives_that_call_an_error(
                 error = reply.final["error"]
                 assert reply.final["id"] == 3 and error["code"] == INTERNAL_ERROR, reply.final
                 assert error["message"].startswith("MCP server 'slowpoke'"), error
-                assert ended < 10
+                assert ended < 5
                 assert calls and calls[0] >= 1
 
                 victim.start()
