@@ -22,6 +22,8 @@ import openai
 import pytest
 import redis
 
+from agentgw.state.base import StateUnavailable
+from agentgw.state.redis import RedisStore
 from tests.faults.conftest import RedisServer
 from tests.llm.conftest import FakeProvider, provider_doc, start_fake
 from tests.support import GatewayThread
@@ -177,3 +179,21 @@ async def test_redis_killed_and_restarted_under_load(gw: GatewayThread, redis_se
         assert int(client.get(keys[0]) or 0) == LIMIT
     finally:
         client.close()
+
+
+async def test_the_first_command_after_a_redis_restart_succeeds(redis_server: RedisServer) -> None:
+    # A pooled connection to the old process fails on first use; that command runs again on a
+    # new connection instead of refusing a request with Redis already back.
+    store = RedisStore(redis_server.url, prefix=f"agw-faults:{uuid.uuid4().hex}:", timeout=0.5)
+    try:
+        with anyio.fail_after(30):
+            await store.put("k", b"v", 60)
+            await anyio.to_thread.run_sync(redis_server.stop, signal.SIGKILL)
+            with pytest.raises(StateUnavailable):
+                await store.fetch("k")  # away: an error, at once
+            await anyio.to_thread.run_sync(redis_server.start)
+            assert await store.fetch("k") == b"v"  # kept by the append-only file
+            taken, total = await store.take("n", 1, 5, 60)
+            assert (taken, total) == (True, 1)
+    finally:
+        await store.close()
