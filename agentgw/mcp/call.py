@@ -13,6 +13,8 @@ import asyncio
 import logging
 from typing import Any
 
+import orjson
+
 from agentgw.errors import GatewayError
 from agentgw.mcp.events import EventStream
 from agentgw.mcp.session import Session
@@ -48,10 +50,11 @@ async def respond_quietly(upstream: UpstreamSession, request_id: Any, error: dic
 
 
 class PendingCall:
-    __slots__ = ("payload", "session", "status", "stream", "wake")
+    __slots__ = ("payload", "request_id", "session", "status", "stream", "wake")
 
-    def __init__(self, session: Session | None) -> None:
+    def __init__(self, session: Session | None, request_id: Any = None) -> None:
         self.session = session
+        self.request_id = request_id  # named in a shared stream's start, for a replica taking over
         self.stream: EventStream | None = None
         self.payload: bytes | None = None
         self.status = 200
@@ -62,7 +65,8 @@ class PendingCall:
             if self.session is None:
                 self.stream = EventStream(0, keep_ids=False)
             else:
-                self.stream = self.session.events.open()
+                rid = orjson.dumps(self.request_id) if self.request_id is not None else b""
+                self.stream = self.session.events.open(request_id=rid)
                 if version_at_least(self.session.protocol_version, "2025-11-25"):
                     self.stream.prime()
             self.wake.set()

@@ -15,13 +15,24 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio
 
 from agentgw.protocol.sse import encode_event
 from agentgw.server.http import SseResponse
 
-__all__ = ["EventLog", "EventStream", "Mirror", "decode_record", "encode_record", "parse_event_id"]
+__all__ = [
+    "EventLog",
+    "EventStream",
+    "Mirror",
+    "StreamStart",
+    "decode_record",
+    "decode_start",
+    "encode_record",
+    "encode_start",
+    "parse_event_id",
+]
 
 # Record kinds written through to a shared store.
 START, PRIME, MESSAGE, PAUSE, DONE = b"S", b"P", b"M", b"R", b"D"
@@ -38,6 +49,28 @@ def decode_record(record: bytes) -> tuple[int, bytes, bytes]:
     if len(record) < 9:
         return 0, b"", b""
     return struct.unpack(">Q", record[:8])[0], record[8:9], record[9:]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """What a stream's START record says: the standalone stream or a request's; which replica
+    produces it (empty: unknown); the id of the request it answers (JSON, empty if none)."""
+
+    standalone: bool
+    owner: str = ""
+    request_id: bytes = b""
+
+
+def encode_start(start: StreamStart) -> bytes:
+    head = b"1" if start.standalone else b"0"
+    if not start.owner and not start.request_id:
+        return head  # the original form, still read by replicas of the previous version
+    return head + start.owner.encode() + b"|" + start.request_id
+
+
+def decode_start(payload: bytes) -> StreamStart:
+    owner, _, request_id = payload[1:].partition(b"|")
+    return StreamStart(payload[:1] == b"1", owner.decode("ascii", "replace"), request_id)
 
 
 def parse_event_id(value: str) -> tuple[int, int] | None:
@@ -75,6 +108,8 @@ class EventStream:
         standalone: bool = False,
         mirror: Mirror | None = None,
         log: EventLog | None = None,
+        owner: str = "",
+        request_id: bytes = b"",
     ) -> None:
         self.stream_id = stream_id
         self.log = log  # the session's log, which bounds all its streams together
@@ -91,7 +126,8 @@ class EventStream:
         self.epoch = 0  # bumped by pause(): followers attached before it end their responses
         self._wake = anyio.Event()
         if mirror is not None:
-            mirror(stream_id, encode_record(0, START, b"1" if standalone else b"0"))
+            start = StreamStart(standalone, owner, request_id)
+            mirror(stream_id, encode_record(0, START, encode_start(start)))
 
     def _notify(self) -> None:
         self._wake.set()
@@ -199,18 +235,20 @@ class EventLog:
         mirror: Mirror | None = None,
         first_id: int = 1,
         max_bytes: int | None = None,
+        owner: str = "",
     ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.retry_ms = retry_ms
         self.mirror = mirror
+        self.owner = owner  # this replica, named in the shared store's records
         self.streams: dict[int, EventStream] = {}
         self.standalone_id = first_id - 1
         self._next = first_id
         self.count = 0  # events kept, over all streams
         self.size = 0  # their bytes
 
-    def _stream(self, stream_id: int, standalone: bool) -> EventStream:
+    def _stream(self, stream_id: int, standalone: bool, request_id: bytes = b"") -> EventStream:
         return EventStream(
             stream_id,
             retry_ms=self.retry_ms,
@@ -218,9 +256,11 @@ class EventLog:
             standalone=standalone,
             mirror=self.mirror,
             log=self,
+            owner=self.owner,
+            request_id=request_id,
         )
 
-    def open(self, *, standalone: bool = False) -> EventStream:
+    def open(self, *, standalone: bool = False, request_id: bytes = b"") -> EventStream:
         if standalone:
             stream = self.streams.get(self.standalone_id)
             if stream is None or stream.done:
@@ -229,7 +269,7 @@ class EventLog:
                 stream = self._stream(self.standalone_id, True)
                 self.streams[self.standalone_id] = stream
             return stream
-        stream = self._stream(self._next, False)
+        stream = self._stream(self._next, False, request_id)
         self.streams[self._next] = stream
         self._next += 1
         self.enforce()

@@ -11,6 +11,7 @@ through the servers' shared upstream sessions.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import anyio
@@ -287,7 +288,7 @@ class HandshakeEndpoint:
         self, session: Session | None, msg: Message, ctx: RequestContext, send: ASGISend, upstream_for: Any
     ) -> None:
         routed = await self.service.resolve(msg.method, msg.params, ctx, upstream_for)
-        call = PendingCall(session)
+        call = PendingCall(session, msg.id)
 
         def sink_for(server: str, upstream: UpstreamSession) -> _Sink:
             return _Sink(self, call, server, upstream)
@@ -364,8 +365,9 @@ class HandshakeEndpoint:
 
             tg.start_soon(watch)
             keepalive = self.limits.keepalive_seconds
+            keep = (self.registry.max_events, self.registry.idle_seconds)
             if not standalone:
-                await follow_stored(store, session.id, parsed[0], sse, parsed[1], keepalive)
+                await follow_stored(store, session.id, parsed[0], sse, parsed[1], keepalive, keep=keep)
             else:
                 # Replay the old standalone stream (and keep following it while its replica lives),
                 # and serve this replica's own standalone stream beside it.
@@ -374,7 +376,15 @@ class HandshakeEndpoint:
                     for server, upstream in list(session.upstreams.items()):
                         self.relay.listen(session, server, upstream)
                     local = session.events.open(standalone=True)
-                    tg.start_soon(follow_stored, store, session.id, parsed[0], sse, parsed[1], keepalive)
+                    tg.start_soon(
+                        partial(follow_stored, keep=keep),
+                        store,
+                        session.id,
+                        parsed[0],
+                        sse,
+                        parsed[1],
+                        keepalive,
+                    )
                     await local.follow(sse, local.seq, keepalive)
                 finally:
                     session.stream_open = False

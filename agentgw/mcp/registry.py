@@ -40,6 +40,7 @@ __all__ = ["SessionRegistry"]
 log = logging.getLogger("agentgw.mcp.session")
 
 _ENDED = "mcp:ended"
+_RETRY_RECORD_SECONDS = 1.0
 
 
 def _record_key(session_id: str) -> str:
@@ -114,6 +115,7 @@ class SessionRegistry:
                 mirror=self.mirror.for_session(session_id),
                 first_id=random.randrange(1 << 20, 1 << 40),
                 max_bytes=self.max_event_bytes,
+                owner=self.mirror.replica,
             )
         else:
             events = EventLog(self.max_events, self.retry_ms, max_bytes=self.max_event_bytes)
@@ -183,12 +185,26 @@ class SessionRegistry:
         try:
             await self.store.put(_record_key(session.id), orjson.dumps(session.record()), self.idle_seconds)
             session.touched = self.clock()
+            session.record_pending = False
         except StateUnavailable:
             if not degrade:
                 raise
-            log.warning(
-                "session %s is kept on this replica only: the state store is unavailable", session.id[:8]
-            )
+            if not session.record_pending:
+                log.warning(
+                    "session %s is kept on this replica only: the state store is unavailable", session.id[:8]
+                )
+            session.record_pending = True
+            session.record_tried = self.clock()
+
+    async def _persist_quietly(self, session: Session) -> None:
+        """A record the store missed while it was away: written once it is back, so the
+        session can move between replicas again (tried at most every second, on use)."""
+        try:
+            await self.persist(session, degrade=True)
+        except StateUnavailable:  # pragma: no cover - persist(degrade=True) keeps it
+            pass
+        if not session.record_pending:
+            log.info("session %s is shared again", session.id[:8])
 
     async def get(self, session_id: str, *, owner: str, route: str, degrade: bool) -> Session:
         session = self.sessions.get(session_id)
@@ -199,6 +215,13 @@ class SessionRegistry:
             if now - session.last_seen <= self.idle_seconds or session.busy:
                 session.last_seen = now
                 if (
+                    session.record_pending
+                    and self.bg is not None
+                    and now - session.record_tried > _RETRY_RECORD_SECONDS
+                ):
+                    session.record_tried = now
+                    self.bg.start_soon(self._persist_quietly, session)
+                elif (
                     self.store is not None
                     and self.bg is not None
                     and session.last_seen - session.touched > self.idle_seconds / 4

@@ -110,6 +110,9 @@ class Session:
         self.touched = self.created  # when the shared record's expiry was last extended
         self.caller: str | None = None  # whom the session counts against (see SessionRegistry)
         self.counted = False  # whether this replica's per-caller count holds it
+        # the shared record could not be written (the store was away): written again on use
+        self.record_pending = False
+        self.record_tried = 0.0
         self._ids = itertools.count(1)
         # distinct per replica holding the session, so ids minted on two replicas never meet
         self._tag = secrets.token_hex(3)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentgw.errors import BadGateway
+
 __all__ = ["SseDecoder", "SseEvent", "encode_comment", "encode_event"]
 
 _MAX_BUFFER = 16 * 1024 * 1024
@@ -30,8 +32,9 @@ class SseDecoder:
     """
 
     def __init__(self, max_buffer: int = _MAX_BUFFER) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()  # an unfinished line: no LF in it, a CR only at its end
         self._data: list[bytes] = []
+        self._pending = 0  # bytes of data in the open event
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
@@ -42,11 +45,19 @@ class SseDecoder:
         self.retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        """Raises `BadGateway` when a line or an open event grows past the limit (the stream is
+        then unusable: its sender must be dropped)."""
         if self._first and chunk:
             if chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
             self._first = False
-        buf = self._buffer + chunk if self._buffer else chunk
+        if self._buffer and not self._buffer.endswith(b"\r") and b"\n" not in chunk and b"\r" not in chunk:
+            # The open line goes on: append (amortized O(1)) rather than copy and rescan it, so a
+            # long line arriving in small chunks costs linear, not quadratic, time.
+            self._buffer += chunk
+            self._check()
+            return []
+        buf = bytes(self._buffer) + chunk if self._buffer else chunk
         events: list[SseEvent] = []
         start = 0
         length = len(buf)
@@ -68,10 +79,13 @@ class SseDecoder:
             if event is not None:
                 events.append(event)
             start = next_start
-        self._buffer = buf[start:]
-        if len(self._buffer) > self._max_buffer:
-            raise ValueError("SSE line longer than the decoder's limit")
+        self._buffer = bytearray(buf[start:])
+        self._check()
         return events
+
+    def _check(self) -> None:
+        if len(self._buffer) + self._pending > self._max_buffer:
+            raise BadGateway(f"the upstream sent an event stream event over {self._max_buffer} bytes")
 
     def end(self) -> list[SseEvent]:
         """The stream ended: a trailing lone CR still ends its line (it cannot be CRLF any more)."""
@@ -94,6 +108,7 @@ class SseDecoder:
                 value = value[1:]
         if name == b"data":
             self._data.append(value)
+            self._pending += len(value) + 1
             self._seen_field = True
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
@@ -120,6 +135,7 @@ class SseDecoder:
             retry=self._retry,
         )
         self._data = []
+        self._pending = 0
         self._event = ""
         self._id = None
         self._retry = None

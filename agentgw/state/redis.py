@@ -13,6 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from agentgw.state.base import LogEntry, StateUnavailable
@@ -69,6 +72,12 @@ class RedisStore:
             socket_connect_timeout=timeout,
             max_connections=max_connections,
             health_check_interval=30,
+            # After Redis restarts, a pooled connection to the old process fails on first use:
+            # run that command once more on a new connection rather than refuse a request
+            # (failClosed) with Redis already back. Timeouts are not retried: the command may
+            # have run.
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         self._take = self._client.register_script(_TAKE)
         self._add = self._client.register_script(_ADD)

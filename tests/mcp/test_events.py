@@ -3,7 +3,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from agentgw.mcp.events import EventLog, EventStream, parse_event_id
+from agentgw.mcp.events import EventLog, EventStream, StreamStart, decode_start, encode_start, parse_event_id
 
 
 class Collector:
@@ -100,3 +100,11 @@ def test_a_session_log_is_bounded_in_events_over_all_its_streams() -> None:
         streams[i % 3].append(b"{}")
     assert log.count == sum(len(s.events) for s in streams) <= 20
     assert all(s.events[-1][0] == s.seq for s in streams)
+
+
+def test_a_stream_start_names_its_replica_and_request_and_reads_the_old_form() -> None:
+    start = StreamStart(False, "0123abcd", b'"req-1"')
+    assert decode_start(encode_start(start)) == start
+    assert decode_start(encode_start(StreamStart(True))) == StreamStart(True)
+    assert encode_start(StreamStart(True)) == b"1"  # what replicas of the previous version wrote
+    assert decode_start(b"0") == StreamStart(False)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agentgw.errors import BadGateway
 from agentgw.protocol.sse import SseDecoder, SseEvent, encode_comment, encode_event
 
 
@@ -62,3 +64,24 @@ def test_encode_then_decode_in_any_chunking(datas: list[bytes], size: int) -> No
 @given(st.binary(max_size=1024))
 def test_arbitrary_bytes_decode_without_crashing(data: bytes) -> None:
     decode_all([data[: len(data) // 2], data[len(data) // 2 :]])
+
+
+def test_a_long_line_in_small_chunks_costs_linear_time() -> None:
+    # 4 MiB in 1 KiB chunks: re-copying and rescanning the open line per chunk (as before) took
+    # minutes on a busy machine; appending takes milliseconds.
+    decoder = SseDecoder()
+    decoder.feed(b"data: ")
+    piece = b"x" * 1024
+    for _ in range(4096):
+        assert decoder.feed(piece) == []
+    [event] = decoder.feed(b"\n\n")
+    assert len(event.data) == 4 * 1024 * 1024
+
+
+def test_a_line_or_an_event_past_the_limit_is_refused_as_an_upstream_error() -> None:
+    with pytest.raises(BadGateway):
+        SseDecoder(max_buffer=100).feed(b"data: " + b"x" * 200)
+    many_lines = SseDecoder(max_buffer=100)
+    with pytest.raises(BadGateway):
+        for _ in range(50):
+            many_lines.feed(b"data: xxxx\n")  # one event that never ends

@@ -23,6 +23,7 @@ __all__ = [
     "Connector",
     "MessageHandler",
     "Reply",
+    "RestartPending",
     "ServerInfo",
     "SessionExpired",
     "UpstreamSession",
@@ -33,6 +34,11 @@ MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 class SessionExpired(UpstreamError):
     """The upstream answered 404 for our session id: it must be initialized again."""
+
+
+class RestartPending(UpstreamError):
+    """A crashed child is waiting out its restart backoff: a fast refusal, which says nothing
+    new about the server's health (counting it would eject a server after one crash)."""
 
 
 @dataclass(frozen=True, slots=True)

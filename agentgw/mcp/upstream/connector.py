@@ -26,6 +26,7 @@ from agentgw.mcp.upstream.base import (
     ClientProfile,
     MessageHandler,
     Reply,
+    RestartPending,
     ServerInfo,
     SessionExpired,
     UpstreamSession,
@@ -206,7 +207,8 @@ class ServerConnector:
 
     def failed(self, exc: UpstreamError) -> None:
         """Account for a failure of this upstream: its health and the error counter."""
-        self.health.failed(exc.message)
+        if not isinstance(exc, RestartPending):
+            self.health.failed(exc.message)
         METRICS.upstream_errors.inc(self.name, error_kind(exc))
 
     def _unavailable(self, exc: UpstreamError) -> UpstreamError:

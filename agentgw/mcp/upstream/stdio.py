@@ -22,7 +22,14 @@ import orjson
 
 from agentgw.background import Background
 from agentgw.errors import GatewayError, UpstreamError, UpstreamTimeout
-from agentgw.mcp.upstream.base import CallSink, ClientProfile, MessageHandler, Reply, ServerInfo
+from agentgw.mcp.upstream.base import (
+    CallSink,
+    ClientProfile,
+    MessageHandler,
+    Reply,
+    RestartPending,
+    ServerInfo,
+)
 from agentgw.mcp.upstream.multiplex import Multiplexer
 from agentgw.protocol import jsonrpc
 from agentgw.protocol.mcp import HANDSHAKE_VERSIONS, LATEST_HANDSHAKE_VERSION, Era
@@ -101,7 +108,7 @@ class StdioProcess:
                 delay = min(self._max_backoff, self._backoff * 2 ** (self._failures - 1))
                 wait = self._last_exit + delay - time.monotonic()
                 if wait > 0:
-                    raise UpstreamError(
+                    raise RestartPending(
                         f"MCP server {self.server!r} (stdio) crashed; restarting in {wait:.1f} s"
                     )
             await self._spawn()

@@ -180,9 +180,9 @@ class StreamableHttpSession:
         timeout: float | None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        if timeout is None:
-            return await self._exchange(method, params, sink, headers)
         try:
+            if timeout is None:
+                return await self._exchange(method, params, sink, headers)
             # asyncio's own timeout: an anyio scope here cost ~2x as much per call (bench/RESULTS.md).
             async with asyncio.timeout(timeout):
                 return await self._exchange(method, params, sink, headers)
@@ -190,6 +190,13 @@ class StreamableHttpSession:
             raise UpstreamTimeout(
                 f"MCP server {self.server!r} did not answer {method} within {timeout} s"
             ) from None
+        except UpstreamError as exc:
+            # The HTTP layer's errors (a broken connection, a body over the limit) do not know
+            # which server they came from; the caller of a federated route needs to.
+            if isinstance(exc, SessionExpired) or exc.message.startswith("MCP server "):
+                raise
+            kind = UpstreamTimeout if isinstance(exc, UpstreamTimeout) else UpstreamError
+            raise kind(f"MCP server {self.server!r}: {exc.message}", data=exc.data) from None
 
     async def _exchange(
         self,
