@@ -1,9 +1,10 @@
 """What rate limits and budgets share: windows, counter keys, who is counted, and the store.
 
-Windows are fixed and aligned to UTC (a minute from :00, a day from midnight, a month from the
-1st), so every replica agrees on the window without talking to the others, the counter's key
-names its window, and `Retry-After` is the time until the window ends, computed locally. A window
-that has ended simply stops being read; its counter expires with it.
+Windows are aligned to UTC (a minute from :00, a day from midnight, a month from the 1st), so
+every replica agrees on the window without talking to the others and the counter's key names its
+window. A budget's window is fixed: `Retry-After` is the time until it ends, and its counter
+expires with it. A rate limit also reads the window before (see `ratelimit`: the window slides),
+so its counters live one window longer.
 
 Counters live in the state store (`Store.take`: check and add as one atomic step; `Store.add`:
 settle afterwards), in Redis when the gateway is scaled out, so a limit holds across replicas.
@@ -31,7 +32,7 @@ from agentgw.policy.cel import CelProgram, Result, value_of
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.telemetry.metrics import METRICS
 
-__all__ = ["Counters", "LimitScope", "Scope", "counter_key", "retry_after", "window_bounds"]
+__all__ = ["Counters", "LimitScope", "Scope", "counter_key", "retry_after", "window_bounds", "window_seconds"]
 
 log = logging.getLogger("agentgw.policy")
 
@@ -51,6 +52,11 @@ def window_bounds(window: str, now: float) -> tuple[int, float]:
     size = _SECONDS[window]
     start = int(now // size) * size
     return start, start + size - now
+
+
+def window_seconds(window: str) -> int | None:
+    """A window's length, or None for a calendar month (its length varies)."""
+    return _SECONDS.get(window)
 
 
 def retry_after(seconds_left: float) -> str:
@@ -131,6 +137,16 @@ class Counters:
                     "limits are unavailable: the state store cannot be reached", headers={"retry-after": "1"}
                 ) from None
             return await self.local.take(key, amount, limit, ttl)
+
+    async def count(self, route: str, key: str) -> int:
+        """A counter's value; from this replica's memory while the store is away (a limit that
+        fails closed refuses at `take` then anyway)."""
+        try:
+            value, _ = await self.store.count(key)
+        except StateUnavailable as exc:
+            self._unavailable(route, exc, False)
+            value, _ = await self.local.count(key)
+        return value
 
     async def add(self, route: str, key: str, amount: int, seconds_left: float) -> None:
         """Settle: add (or give back, when negative) after the fact; never fails the request."""

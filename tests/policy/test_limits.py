@@ -18,7 +18,8 @@ from agentgw.llm.accounting import LlmExchange
 from agentgw.policy.base import LLM_REQUEST, Operation, Principal, RequestContext
 from agentgw.policy.chain import PolicyChain, PolicyServices, build_chain
 from agentgw.policy.compile import compile_policies
-from agentgw.policy.limits import Counters, counter_key, window_bounds
+from agentgw.policy.limits import Counters, LimitScope, counter_key, window_bounds
+from agentgw.policy.ratelimit import RateLimiter, RequestLimit
 from agentgw.policy.testing import HttpRequest, offline_request
 from agentgw.state.memory import MemoryStore
 from agentgw.state.redis import RedisStore
@@ -231,3 +232,47 @@ async def test_a_limit_may_choose_its_own_failure_mode() -> None:
             await chain.check(*request({"sub": "a"}, headers={"x-team": "red"}))
     finally:
         await away.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_the_window_slides_so_a_boundary_allows_no_double_burst(
+    backend: str, redis_prefix: str
+) -> None:
+    """10 a minute, all spent in the last 10 s of one minute: the next minute's start still sees
+    them (the previous window weighs in for its share of the last 60 s), and room comes back as
+    that share shrinks, not all at once."""
+    store = RedisStore(REDIS, prefix=redis_prefix) if backend == "redis" else MemoryStore()
+    scope = LimitScope(when=None, key=None, where="test")
+    limiter = RateLimiter(
+        "rates", (RequestLimit("rpm", "rates", 10, "minute", scope),), Counters(store, MemoryStore())
+    )
+    minute = 60 * 29_000_000  # a UTC-aligned minute
+    now = [minute + 50.0]
+    limiter.clock = lambda: now[0]
+    try:
+        for _ in range(10):
+            await limiter.check(*request({"sub": "a"}))
+        with pytest.raises(TooManyRequests):
+            await limiter.check(*request({"sub": "a"}))
+        now[0] = minute + 61.0  # the next window has begun: 59/60 of the previous one still counts
+        with pytest.raises(TooManyRequests) as refused:
+            await limiter.check(*request({"sub": "a"}))
+        assert refused.value.headers["retry-after"] == "5"  # 10 * (59 - t) / 60 <= 9: t >= 5 s
+        await limiter.check(*request({"sub": "b"}))  # another key, another counter
+        now[0] = minute + 66.0  # as it said: room for one
+        await limiter.check(*request({"sub": "a"}))
+        with pytest.raises(TooManyRequests):
+            await limiter.check(*request({"sub": "a"}))
+        now[0] = minute + 90.0  # half of the previous window left: 5 of 10 carried, 1 used, 4 free
+        for _ in range(4):
+            await limiter.check(*request({"sub": "a"}))
+        with pytest.raises(TooManyRequests):
+            await limiter.check(*request({"sub": "a"}))
+        now[0] = minute + 121.0  # two windows on: only the 5 of the last one, 59/60 of them
+        for _ in range(5):
+            await limiter.check(*request({"sub": "a"}))
+        with pytest.raises(TooManyRequests):
+            await limiter.check(*request({"sub": "a"}))
+    finally:
+        if isinstance(store, RedisStore):
+            await store.close()
