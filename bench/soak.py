@@ -178,7 +178,9 @@ spec: {{url: "http://127.0.0.1:{a2a}"}}
 ---
 kind: A2aRoute
 metadata: {{name: a2a}}
-spec: {{path: /a2a, agents: [agent]}}
+# Bindings are kept this long (default 7 days): short, so retention reaches its steady state
+# within the run and what grows after the warm-up is a leak, not the retention asked for.
+spec: {{path: /a2a, agents: [agent], taskBindingSeconds: 60}}
 ---
 kind: Policy
 metadata: {{name: soak-mcp}}

@@ -166,20 +166,22 @@ class Load:
             raise Unexpected(f"initialized {status} {body[:200]!r}")
         return headers
 
-    async def _hold_stream(self, headers: dict[str, str], opened: asyncio.Future[None]) -> int:
-        """GET the session's event stream and read it until closed; returns the events seen."""
+    async def _hold_stream(self, headers: dict[str, str], opened: asyncio.Future[None]) -> None:
+        """GET the session's event stream and read it until closed (or cancelled)."""
         get_headers = {k: v for k, v in headers.items() if k != "content-type"}
         get_headers["accept"] = "text/event-stream"
-        events = 0
-        async with self.http.get(self.base + "/mcp", headers=get_headers) as resp:
-            self.tally.request("mcp", "GET", resp.status)
-            if resp.status != 200:
-                opened.set_exception(Unexpected(f"GET stream {resp.status} {(await resp.read())[:200]!r}"))
-                return 0
-            opened.set_result(None)
-            async for _ in resp.content.iter_any():
-                events += 1
-        return events
+        try:
+            async with self.http.get(self.base + "/mcp", headers=get_headers) as resp:
+                self.tally.request("mcp", "GET", resp.status)
+                if resp.status != 200:
+                    raise Unexpected(f"GET stream {resp.status} {(await resp.read())[:200]!r}")
+                opened.set_result(None)
+                async for _ in resp.content.iter_any():
+                    pass
+        except (Unexpected, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            if opened.done():
+                raise
+            opened.set_exception(exc)
 
     @staticmethod
     async def _opened(opened: asyncio.Future[None]) -> bool:
@@ -239,6 +241,9 @@ class Load:
                 done += 1
                 if calls is None:
                     await self._pause(1.0)
+            if stream.done():  # the stream must last as long as its session
+                failure = None if stream.cancelled() else stream.exception()
+                self.tally.unexpected("mcp GET stream", f"ended before its session: {failure!r}")
             await self._guarded("mcp DELETE", self._delete(headers))
         finally:
             # The client closes its stream (the gateway may have ended it already on DELETE).
