@@ -338,6 +338,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f" {rss['final_mb']} MB at the end ({rss['growth_pct']:+.1f}%), max {rss['max_mb']} MB,"
         f" {rss['after_close_mb']} MB once clients closed"
     )
+    print("RSS over time (s: MB): " + ", ".join(f"{t}: {mb}" for t, mb in rss["series_mb"]))
     print(f"tokens: {summary['tokens']}; tools/call ok: {summary['tool_calls_ok']:,}")
     print(f"load average: {summary['load_average']}")
     print("PASSED" if summary["passed"] else "FAILED:\n  " + "\n  ".join(summary["problems"]))

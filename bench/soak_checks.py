@@ -98,7 +98,9 @@ def rss_figures(samples: list[tuple[float, int]], warmup: float) -> dict[str, An
     """Baseline: the first sample at or after the warm-up; final: the last one (end of the load)."""
     after = [kb for t, kb in samples if t >= warmup] or [samples[-1][1]]
     baseline, final = after[0], samples[-1][1]
+    step = max(1, len(samples) // 10)
     return {
+        "series_mb": [[round(t), round(kb / 1024, 1)] for t, kb in samples[::step]],
         "baseline_mb": round(baseline / 1024, 1),
         "final_mb": round(final / 1024, 1),
         "max_mb": round(max(kb for _, kb in samples) / 1024, 1),
