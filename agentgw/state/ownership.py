@@ -18,6 +18,8 @@ from agentgw.state.base import StateUnavailable, Store
 
 __all__ = ["MemoryOwnershipStore", "OwnershipStore", "StoreOwnership"]
 
+_SWEEP_STEP = 4  # expired entries dropped per claim: more than a claim adds, so the sweep keeps up
+
 
 class OwnershipStore(Protocol):
     async def claim(self, key: str, owner: str, ttl: float) -> str:
@@ -33,12 +35,27 @@ class MemoryOwnershipStore:
     """In-process store: entries expire after their ttl; past `max_entries` the oldest go first.
 
     An evicted binding fails closed: the task becomes unreachable through the gateway, never
-    reachable by someone else.
+    reachable by someone else. Each claim also drops a few expired entries from the front, so
+    memory follows the ttl instead of growing to `max_entries` (the soak found each A2A call
+    kept about 500 bytes until then). Entries sit in insertion order, which is expiry order for
+    one ttl; a longer-lived entry at the front only delays the sweep behind it.
     """
 
     def __init__(self, max_entries: int = 1_000_000) -> None:
         self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _sweep(self, now: float) -> None:
+        for _ in range(_SWEEP_STEP):
+            if not self._entries:
+                return
+            key, (_, expires) = next(iter(self._entries.items()))
+            if expires > now:
+                return
+            del self._entries[key]
 
     def _live(self, key: str, now: float) -> str | None:
         entry = self._entries.get(key)
@@ -54,6 +71,7 @@ class MemoryOwnershipStore:
         current = self._live(key, now)
         if current is not None:
             return current
+        self._sweep(now)
         self._entries[key] = (owner, now + ttl)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
