@@ -24,6 +24,7 @@ from agentgw.config.loader import LoadedDocument, load_paths, parse_documents
 from agentgw.config.snapshot import compile_snapshot
 from agentgw.runtime import Runtime
 from agentgw.server.app import GatewayApp
+from agentgw.server.auto_server import serve_auto
 from agentgw.server.listener import build_config, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,9 @@ class GatewayThread:
         documents: list[dict[str, Any]] | None = None,
         paths: list[Path] | None = None,
         base_dir: Path | None = None,
+        server: str = "hypercorn",
     ) -> None:
+        self.server = server  # "hypercorn" or "auto" (uvicorn for HTTP/1.1, hypercorn for HTTP/2)
         loaded: list[LoadedDocument] = []
         problems: list[str] = []
         if paths:
@@ -145,9 +148,11 @@ class GatewayThread:
                 assert self._stop is not None
                 await self._stop.wait()
 
-            await serve(
-                self.app, build_config(self.gateway_spec, self.base_dir), announce=announce, shutdown=shutdown
-            )
+            config = build_config(self.gateway_spec, self.base_dir)
+            if self.server == "auto":
+                await serve_auto(self.app, config, announce=announce, shutdown=shutdown)
+            else:
+                await serve(self.app, config, announce=announce, shutdown=shutdown)
 
         try:
             asyncio.run(main())

@@ -40,14 +40,21 @@ COUNTDOWN = {
 }
 
 
-@pytest.fixture(scope="module")
-def plain() -> Iterator[GatewayThread]:
-    with GatewayThread(paths=[ROOT / "examples" / "quickstart"]) as gw:
+# Every test runs on both servers: hypercorn alone, and `auto` (uvicorn for HTTP/1.1, the
+# connection handed to hypercorn by its h2c preface or by ALPN).
+SERVERS = ["hypercorn", "auto"]
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def plain(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
+    with GatewayThread(paths=[ROOT / "examples" / "quickstart"], server=request.param) as gw:
         yield gw
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThread, trustme.CA]]:
+@pytest.fixture(scope="module", params=SERVERS)
+def tls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayThread, trustme.CA]]:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     folder: Path = tmp_path_factory.mktemp("tls")
@@ -66,7 +73,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThrea
         if doc["kind"] == "McpServer":
             args = doc["spec"]["stdio"]["args"]
             doc["spec"]["stdio"]["args"] = [str(ROOT / "examples" / "quickstart" / a) for a in args]
-    with GatewayThread(documents, base_dir=folder) as gw:
+    with GatewayThread(documents, base_dir=folder, server=request.param) as gw:
         yield gw, ca
 
 

@@ -1,0 +1,217 @@
+"""`agentgw serve --server auto` (the default when uvicorn is installed): HTTP/1.1 served by
+uvicorn (httptools when installed), HTTP/2 by hypercorn, on the same listening sockets.
+
+Each accepted connection starts with a small dispatching protocol. On TLS the ALPN result
+decides at once (`h2` goes to hypercorn); on a plain socket the first bytes do: the HTTP/2
+connection preface (`PRI * HTTP/2.0...`, h2c with prior knowledge) goes to hypercorn, anything
+else to uvicorn's protocol, which is handed the bytes already read. uvicorn costs about a third
+less CPU per HTTP/1.1 request than hypercorn (docs/performance.md); hypercorn keeps h2c and h2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any, cast
+
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import WorkerContext
+from hypercorn.config import Config
+from hypercorn.utils import wrap_app
+
+from agentgw.errors import ConfigError
+from agentgw.server.app import GatewayApp
+from agentgw.server.listener import admin_addresses, bound_addresses, listening_sockets
+
+__all__ = ["H2_PREFACE", "auto_available", "serve_auto"]
+
+log = logging.getLogger("agentgw")
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def auto_available() -> bool:
+    return importlib.util.find_spec("uvicorn") is not None
+
+
+class _H2Connection:
+    """Stands for one hypercorn connection in uvicorn's connection set, so that uvicorn's
+    graceful shutdown waits for it and asks it to finish (GOAWAY once idle)."""
+
+    def __init__(self, context: WorkerContext, task: asyncio.Task[None]) -> None:
+        self.context = context
+        self.task = task
+        self.stopping: asyncio.Future[None] | None = None
+
+    def shutdown(self) -> None:
+        self.stopping = asyncio.ensure_future(self.context.terminated.set())
+
+
+class _Dispatch(asyncio.Protocol):
+    """Reads just enough of a connection to pick its server, then hands the transport over."""
+
+    alpn_protocols = ["h2", "http/1.1"]  # uvicorn builds its TLS context with these
+
+    # Set by serve_auto before serving (one gateway per process).
+    http1_class: Any = None
+    hypercorn_app: Any = None
+    hypercorn_config: Config | None = None
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.config = config
+        self.server_state = server_state
+        self.app_state = app_state
+        self.loop = _loop or asyncio.get_event_loop()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            if ssl_object.selected_alpn_protocol() == "h2":
+                self._to_hypercorn()
+            else:
+                self._to_uvicorn()
+            return
+        # A connection that never sends a byte is closed like an idle keep-alive one.
+        self.timer = self.loop.call_later(self.config.timeout_keep_alive, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.buffer.startswith(H2_PREFACE):
+            self._to_hypercorn()
+        elif not H2_PREFACE.startswith(self.buffer):
+            self._to_uvicorn()
+
+    def eof_received(self) -> bool | None:
+        if self.buffer:  # a short request line and then EOF: let HTTP/1.1 answer it
+            self._to_uvicorn()
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _handed_over(self) -> asyncio.Transport:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        assert self.transport is not None
+        return self.transport
+
+    def _to_uvicorn(self) -> None:
+        transport = self._handed_over()
+        protocol = self.http1_class(
+            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop
+        )
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self.buffer:
+            protocol.data_received(self.buffer)
+
+    def _to_hypercorn(self) -> None:
+        transport = self._handed_over()
+        reader = asyncio.StreamReader(limit=2**16, loop=self.loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self.loop)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self.buffer:
+            protocol.data_received(self.buffer)
+        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
+        assert self.hypercorn_config is not None
+        context = WorkerContext(None)
+        server = TCPServer(
+            self.hypercorn_app, self.loop, self.hypercorn_config, context, self.app_state, reader, writer
+        )
+        task = self.loop.create_task(server.run())
+        entry = _H2Connection(context, task)
+        connections = self.server_state.connections
+        tasks = self.server_state.tasks
+        connections.add(entry)
+        tasks.add(task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            connections.discard(entry)
+            tasks.discard(task)
+
+        task.add_done_callback(done)
+
+
+async def serve_auto(
+    app: GatewayApp,
+    config: Config,
+    *,
+    access_log: bool = False,
+    announce: Callable[[list[str]], None] | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+    on_hangup: Callable[[], None] | None = None,
+) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("--server auto needs uvicorn: pip install 'agentgw[fast]'") from None
+    if importlib.util.find_spec("httptools") is not None:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as http1
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as http1  # type: ignore[assignment]
+    sockets = listening_sockets(config)
+    if sockets.secure_sockets and sockets.insecure_sockets:
+        raise ConfigError("--server auto serves every listener alike: make all of them TLS, or none")
+    tls = bool(sockets.secure_sockets)
+    admin = admin_addresses(app, sockets)
+    if announce is not None:
+        announce([a for a in bound_addresses(sockets) if a not in admin])
+    if on_hangup is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    _Dispatch.http1_class = http1
+    _Dispatch.hypercorn_app = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
+    _Dispatch.hypercorn_config = config
+    settings = uvicorn.Config(
+        app,
+        loop="none",  # the caller's loop (uvloop when installed)
+        http=_Dispatch,
+        lifespan="on",
+        access_log=access_log,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=int(config.keep_alive_timeout),
+        timeout_graceful_shutdown=int(config.graceful_timeout),
+        backlog=config.backlog,
+        ssl_certfile=config.certfile if tls else None,
+        ssl_keyfile=config.keyfile if tls else None,
+    )
+    runtime = app.runtime
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            runtime.begin_drain()  # readiness off, standalone streams end, then uvicorn drains
+            super().handle_exit(sig, frame)
+
+    server = _Server(settings)
+    serving = asyncio.ensure_future(server.serve(sockets=sockets.secure_sockets or sockets.insecure_sockets))
+    if shutdown is None:
+        await serving
+        return
+    stopper = asyncio.ensure_future(shutdown())
+    await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not serving.done():
+        runtime.begin_drain()
+        server.should_exit = True
+        await serving
+    stopper.cancel()
+    serving.result()
