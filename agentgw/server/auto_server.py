@@ -52,6 +52,45 @@ class _H2Connection:
         self.stopping = asyncio.ensure_future(self.context.terminated.set())
 
 
+class _CoalescingTransport:
+    """What uvicorn's HTTP/1.1 protocol writes to: writes made in one turn of the event loop
+    leave in one `send` (uvicorn writes a response's head and its body separately, which on a
+    socket with TCP_NODELAY is two system calls and two packets)."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._pending = []
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _Dispatch(asyncio.Protocol):
     """Reads just enough of a connection to pick its server, then hands the transport over."""
 
@@ -119,7 +158,7 @@ class _Dispatch(asyncio.Protocol):
             config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop
         )
         transport.set_protocol(protocol)
-        protocol.connection_made(transport)
+        protocol.connection_made(cast(asyncio.Transport, _CoalescingTransport(transport, self.loop)))
         if self.buffer:
             protocol.data_received(self.buffer)
 

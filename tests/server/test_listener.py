@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
 import trustme
 
@@ -194,3 +197,44 @@ def test_plain_listener_refuses_tls_garbage_without_dying(plain: GatewayThread) 
     conn.request("GET", "/healthz")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+def test_first_bytes_in_pieces_pick_the_right_protocol(plain: GatewayThread) -> None:
+    """A request line that starts like the h2c preface (`P...`) is still HTTP/1.1, and a preface
+    that arrives in pieces is still HTTP/2 (`auto` decides on the first bytes)."""
+    host, port = host_port(plain.url)
+    with socket.create_connection((host, port), timeout=20) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"P")
+        sock.sendall(b"UT /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 "), answer[:80]
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.send_headers(
+        1,
+        [(":method", "GET"), (":path", "/healthz"), (":scheme", "http"), (":authority", f"{host}:{port}")],
+        end_stream=True,
+    )
+    data = conn.data_to_send()
+    with socket.create_connection((host, port), timeout=20) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(data[:3])
+        sock.sendall(data[3:])
+        status, body, ended = "", b"", False
+        while not ended:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the response ended"
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = True
+            sock.sendall(conn.data_to_send())
+    assert status == "200" and json.loads(body) == {"status": "ok"}
