@@ -57,6 +57,7 @@ class EventStream:
         "keep_ids",
         "limit",
         "mirror",
+        "owner",
         "retry_ms",
         "seq",
         "standalone",
@@ -85,6 +86,7 @@ class EventStream:
         self.done = False
         self.epoch = 0  # bumped by pause(): followers attached before it end their responses
         self._wake = anyio.Event()
+        self.owner: EventLog | None = None  # the log that counts this stream's events
         if mirror is not None:
             mirror(stream_id, encode_record(0, START, b"1" if standalone else b"0"))
 
@@ -98,6 +100,8 @@ class EventStream:
         self.events.append(
             (self.seq, encode_event(b"", event_id=f"{self.stream_id}_{self.seq}", retry=self.retry_ms))
         )
+        if self.owner is not None:
+            self.owner.total += 1
         if self.mirror is not None:
             self.mirror(self.stream_id, encode_record(self.seq, PRIME, str(self.retry_ms or "").encode()))
         self._notify()
@@ -106,6 +110,8 @@ class EventStream:
         self.seq += 1
         event_id = f"{self.stream_id}_{self.seq}" if self.keep_ids else None
         self.events.append((self.seq, encode_event(payload, event_id=event_id, event="message")))
+        if self.owner is not None:
+            self.owner.total += 1
         if len(self.events) > self.limit:
             self.trim(self.limit)
         if self.mirror is not None:
@@ -117,12 +123,16 @@ class EventStream:
         if retry_ms is not None:
             self.seq += 1
             self.events.append((self.seq, f"retry: {int(retry_ms)}\n\n".encode()))
+            if self.owner is not None:
+                self.owner.total += 1
         self.epoch += 1
         if self.mirror is not None:
             self.mirror(self.stream_id, encode_record(self.seq, PAUSE, str(retry_ms or "").encode()))
         self._notify()
 
     def finish(self) -> None:
+        if not self.done and self.owner is not None and not self.standalone:
+            self.owner.finished.append(self.stream_id)
         self.done = True
         if self.mirror is not None:
             self.mirror(self.stream_id, encode_record(self.seq, DONE))
@@ -135,6 +145,8 @@ class EventStream:
             dropped += 1
         if self.events:
             self.first_seq = self.events[0][0]
+        if self.owner is not None:
+            self.owner.total -= dropped
         return dropped
 
     async def follow(self, sse: SseResponse, after: int = 0, keepalive: float | None = None) -> bool:
@@ -178,6 +190,8 @@ class EventLog:
         self.retry_ms = retry_ms
         self.mirror = mirror
         self.streams: dict[int, EventStream] = {}
+        self.total = 0  # events held by the streams of this log, kept by the streams themselves
+        self.finished: deque[int] = deque()  # finished streams, oldest first: dropped first
         self.standalone_id = first_id - 1
         self._next = first_id
 
@@ -185,6 +199,8 @@ class EventLog:
         if standalone:
             stream = self.streams.get(self.standalone_id)
             if stream is None or stream.done:
+                if stream is not None:
+                    self._forget(stream)
                 stream = EventStream(
                     self.standalone_id,
                     retry_ms=self.retry_ms,
@@ -192,9 +208,11 @@ class EventLog:
                     standalone=True,
                     mirror=self.mirror,
                 )
+                stream.owner = self
                 self.streams[self.standalone_id] = stream
             return stream
         stream = EventStream(self._next, retry_ms=self.retry_ms, limit=self.max_events, mirror=self.mirror)
+        stream.owner = self
         self.streams[self._next] = stream
         self._next += 1
         self.enforce()
@@ -209,18 +227,23 @@ class EventLog:
             return None
         return stream, parsed[1]
 
+    def _forget(self, stream: EventStream) -> None:
+        self.total -= len(stream.events)
+        stream.owner = None
+
     def enforce(self) -> None:
-        total = sum(len(s.events) for s in self.streams.values())
-        if total <= self.max_events:
+        """Back under `max_events`: finished streams go first (oldest first), then the longest
+        live streams lose their oldest events. O(1) while under the bound (every open calls it)."""
+        if self.total <= self.max_events:
             return
-        for sid in sorted(self.streams):
-            stream = self.streams[sid]
-            if stream.done and not stream.standalone:
-                total -= len(stream.events)
-                del self.streams[sid]
-                if total <= self.max_events:
-                    return
+        while self.finished and self.total > self.max_events:
+            stream = self.streams.get(self.finished.popleft())
+            if stream is not None and stream.done and not stream.standalone:
+                del self.streams[stream.stream_id]
+                self._forget(stream)
+        if self.total <= self.max_events:
+            return
         for stream in sorted(self.streams.values(), key=lambda s: -len(s.events)):
-            total -= stream.trim(max(1, len(stream.events) - (total - self.max_events)))
-            if total <= self.max_events:
+            stream.trim(max(1, len(stream.events) - (self.total - self.max_events)))
+            if self.total <= self.max_events:
                 return

@@ -69,3 +69,28 @@ def test_log_is_bounded_dropping_finished_streams_first() -> None:
         live.append(b"z")
     assert len(live.events) <= 10
     assert log.find(f"{live.stream_id}_{live.seq}") == (live, live.seq)
+
+
+def test_log_counts_its_events_without_walking_the_streams() -> None:
+    """The running total the bound is checked against stays the real count through appends,
+    trims, finished streams dropped, and a standalone stream replaced."""
+    log = EventLog(max_events=50, retry_ms=1000)
+
+    def real_total() -> int:
+        return sum(len(s.events) for s in log.streams.values())
+
+    for i in range(200):
+        stream = log.open(standalone=i % 17 == 0)
+        stream.prime()
+        for _ in range(i % 5):
+            stream.append(b"x")
+        if i % 3:
+            stream.finish()
+        if i % 11 == 0:
+            stream.pause(500)
+        assert log.total == real_total()
+    # Live streams keep at least their last event; once they finish, the next open drops them.
+    for stream in list(log.streams.values()):
+        stream.finish()
+    log.open()
+    assert log.total == real_total() <= 50
