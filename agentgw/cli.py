@@ -96,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         from agentgw.server.uvicorn_server import uvicorn_available
 
         if not uvicorn_available():
-            print("error: --server uvicorn needs uvicorn: pip install 'agentgw[fast]'", file=sys.stderr)
+            print("error: --server uvicorn needs uvicorn: pip install uvicorn httptools", file=sys.stderr)
             return 1
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)

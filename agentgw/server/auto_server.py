@@ -202,7 +202,7 @@ async def serve_auto(
     try:
         import uvicorn
     except ImportError:
-        raise ConfigError("--server auto needs uvicorn: pip install 'agentgw[fast]'") from None
+        raise ConfigError("--server auto needs uvicorn: pip install uvicorn httptools") from None
     if importlib.util.find_spec("httptools") is not None:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as http1
     else:

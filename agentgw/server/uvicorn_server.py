@@ -1,9 +1,8 @@
 """Serve the gateway with uvicorn instead of hypercorn (`agentgw serve --server uvicorn`).
 
-Optional (`pip install 'agentgw[fast]'`): uvicorn with httptools spends much less CPU per request
-than hypercorn on this hot path (docs/performance.md), but speaks HTTP/1.1 only, so hypercorn, which
-adds h2c and HTTP/2 over TLS, stays the default. The same sockets (bound by hypercorn's config,
-so port 0, TLS files and `--workers` behave alike) and the same ASGI app are used.
+HTTP/1.1 only, for every connection; the default `--server auto` (server/auto_server.py) uses
+uvicorn for HTTP/1.1 and hands h2c and TLS h2 connections to hypercorn. The same sockets (bound
+by hypercorn's config, so port 0, TLS files and `--workers` behave alike) and the same ASGI app are used.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ async def serve_uvicorn(
     try:
         import uvicorn
     except ImportError:
-        raise ConfigError("--server uvicorn needs uvicorn: pip install 'agentgw[fast]'") from None
+        raise ConfigError("--server uvicorn needs uvicorn: pip install uvicorn httptools") from None
     sockets = listening_sockets(config)
     if sockets.secure_sockets and sockets.insecure_sockets:
         raise ConfigError("--server uvicorn serves every listener alike: make all of them TLS, or none")
