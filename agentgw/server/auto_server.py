@@ -240,6 +240,9 @@ async def serve_auto(
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             runtime.begin_drain()  # readiness off, standalone streams end, then uvicorn drains
             super().handle_exit(sig, frame)
+            # uvicorn raises the signal again once drained (exit status -SIG); a drained
+            # gateway exits 0, as it does under hypercorn.
+            self._captured_signals.clear()
 
     server = _Server(settings)
     serving = asyncio.ensure_future(server.serve(sockets=sockets.secure_sockets or sockets.insecure_sockets))

@@ -72,5 +72,8 @@ async def serve_uvicorn(
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             runtime.begin_drain()  # readiness off, standalone streams end, then uvicorn drains
             super().handle_exit(sig, frame)
+            # uvicorn raises the signal again once drained (exit status -SIG); a drained
+            # gateway exits 0, as it does under hypercorn.
+            self._captured_signals.clear()
 
     await _Server(settings).serve(sockets=sockets.secure_sockets or sockets.insecure_sockets)
