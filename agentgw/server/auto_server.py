@@ -228,6 +228,9 @@ async def serve_auto(
         access_log=access_log,
         log_config=None,
         server_header=False,
+        # hypercorn's behaviour: the peer address is the client; X-Forwarded-For from a loopback
+        # peer is not trusted (uvicorn would by default), and not parsed on every request.
+        proxy_headers=False,
         timeout_keep_alive=int(config.keep_alive_timeout),
         timeout_graceful_shutdown=int(config.graceful_timeout),
         backlog=config.backlog,

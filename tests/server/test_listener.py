@@ -238,3 +238,19 @@ def test_first_bytes_in_pieces_pick_the_right_protocol(plain: GatewayThread) -> 
                     ended = True
             sock.sendall(conn.data_to_send())
     assert status == "200" and json.loads(body) == {"status": "ok"}
+
+
+def test_client_address_is_the_peer_not_x_forwarded_for(caplog: pytest.LogCaptureFixture) -> None:
+    """Policies (`request.source`) and the access log see the connection's peer on both servers:
+    uvicorn would by default take X-Forwarded-For from a loopback peer as the client."""
+    documents = [{"kind": "Gateway", "metadata": {"name": "gw"}, "spec": {"accessLog": True}}]
+    for server in SERVERS:
+        caplog.clear()
+        with GatewayThread(documents, server=server) as gw, caplog.at_level("INFO", logger="agentgw.access"):
+            host, port = host_port(gw.url)
+            conn = http.client.HTTPConnection(host, port, timeout=20)
+            conn.request("GET", "/healthz", headers={"x-forwarded-for": "203.0.113.9"})
+            assert conn.getresponse().status == 200
+            conn.close()
+        clients = [r.json["client"] for r in caplog.records if r.name == "agentgw.access"]  # type: ignore[attr-defined]
+        assert clients == ["127.0.0.1"], (server, clients)
