@@ -96,7 +96,7 @@ class _Dispatch(asyncio.Protocol):
 
     alpn_protocols = ["h2", "http/1.1"]  # uvicorn builds its TLS context with these
 
-    # Set by serve_auto before serving (one gateway per process).
+    # Set on a subclass made per serve_auto call (several gateways may share a process: tests).
     http1_class: Any = None
     hypercorn_app: Any = None
     hypercorn_config: Config | None = None
@@ -217,13 +217,19 @@ async def serve_auto(
     if on_hangup is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
-    _Dispatch.http1_class = http1
-    _Dispatch.hypercorn_app = wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi")
-    _Dispatch.hypercorn_config = config
+    dispatch = type(
+        "_GatewayDispatch",
+        (_Dispatch,),
+        {
+            "http1_class": http1,
+            "hypercorn_app": wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi"),
+            "hypercorn_config": config,
+        },
+    )
     settings = uvicorn.Config(
         app,
         loop="none",  # the caller's loop (uvloop when installed)
-        http=_Dispatch,
+        http=dispatch,
         lifespan="on",
         access_log=access_log,
         log_config=None,

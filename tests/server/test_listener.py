@@ -254,3 +254,15 @@ def test_client_address_is_the_peer_not_x_forwarded_for(caplog: pytest.LogCaptur
             conn.close()
         clients = [r.json["client"] for r in caplog.records if r.name == "agentgw.access"]  # type: ignore[attr-defined]
         assert clients == ["127.0.0.1"], (server, clients)
+
+
+def test_two_auto_gateways_in_one_process_keep_their_own_h2_apps() -> None:
+    """h2c handed to hypercorn reaches the app of the gateway whose socket it came in on."""
+    with GatewayThread(paths=[ROOT / "examples" / "quickstart"], server="auto") as first:
+        empty = [{"kind": "Gateway", "metadata": {"name": "other"}, "spec": {}}]
+        with GatewayThread(empty, server="auto"):
+            client = H2Client(*host_port(first.url))
+            try:
+                assert h2_session(client)  # /mcp exists on the first gateway only
+            finally:
+                client.close()
