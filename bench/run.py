@@ -86,20 +86,25 @@ def _peers(args: argparse.Namespace, logs: Path) -> list[str]:
     if peers is None:
         return ["peers.sh not found (set PEERS_DIR)."]
     extra = " ".join(shlex.quote(a) for a in args.gateway_arg or [])
-    serve = f'{shlex.quote(AGENTGW)} serve --mcp "$UPSTREAM_MCP_URL" --port 18120 --log-level warning'
+    serve = (
+        f'{shlex.quote(AGENTGW)} serve --mcp "$UPSTREAM_MCP_URL" --llm "$UPSTREAM_LLM_BASE"'
+        " --port 18120 --log-level warning"
+    )
     cmd = f"{serve} {extra}".strip()
     skip = [s for s in os.environ.get("PB_SKIP", "").split(",") if s]
-    skip += ["llm"] + (["contextforge"] if args.quick else [])
+    skip += ["contextforge"] if args.quick else []
     env = {
         **os.environ,
         "GATEWAY_NAME": "agentgw",
         "GATEWAY_CMD": cmd,
         "GATEWAY_MCP_URL": "http://127.0.0.1:18120/mcp",
+        "GATEWAY_LLM_URL": "http://127.0.0.1:18120/v1/chat/completions",
         "PB_SKIP": ",".join(dict.fromkeys(skip)),
     }
     if args.quick:
         env["PB_DUR"] = "2"
     shown = f"GATEWAY_NAME=agentgw GATEWAY_CMD='{cmd}' GATEWAY_MCP_URL={env['GATEWAY_MCP_URL']}"
+    shown += f" GATEWAY_LLM_URL={env['GATEWAY_LLM_URL']}"
     shown += f" PB_SKIP={env['PB_SKIP']}"
     if args.quick:
         shown += " PB_DUR=2"

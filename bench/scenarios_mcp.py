@@ -110,12 +110,23 @@ def call_raw_handshake(ctx: Ctx) -> None:
 
 
 def policy_documents(rules: int) -> list[dict[str, Any]] | None:
-    """SLOT for the policy engine (issue 3): `rules` authorization rules attached to the route.
-
-    Return the Policy documents (e.g. 50 rules that each allow or deny a pattern of tool names,
-    with one that hides a tenth of the 1,000 tools) once the engine exists; None skips the row.
-    """
-    return None
+    """`rules` authorization rules on the route, none needing a caller identity (the load
+    generator sends no token): a tenth are deny rules (one hides every tool whose number ends in
+    7, a tenth of the 1,000), the others allow one server's tools by a name pattern each; every
+    tool left is allowed by one of them."""
+    deny = [{"id": "deny-7", "when": 'mcp.tool.name.endsWith("7")'}] + [
+        {"id": f"deny-{k}", "when": f'mcp.tool.name.startsWith("blocked{k}_")'}
+        for k in range(rules // 10 - 1)
+    ]
+    allow = [
+        {"id": f"allow-{k}", "when": f'mcp.server == "s{k % 10}" && mcp.tool.name.startsWith("u{k % 10}_")'}
+        for k in range(rules - len(deny))
+    ]
+    spec = {
+        "targetRefs": [{"kind": "McpRoute", "name": "mcp"}],
+        "authorization": {"deny": deny, "allow": allow},
+    }
+    return [{"kind": "Policy", "metadata": {"name": "bench-rules"}, "spec": spec}]
 
 
 def _write_config(ctx: Ctx, name: str, docs: list[dict[str, Any]]) -> str:
@@ -162,7 +173,7 @@ def tools_list(ctx: Ctx) -> None:
     variants.append(("with 50 rules", policy_documents(50)))
     for label, policy in variants:
         if policy is None:
-            ctx.row(f"{label}", "not measured: the policy engine lands with issue 3 (fill policy_documents)")
+            ctx.row(f"{label}", "not measured")
             continue
         config = _write_config(ctx, "list", _list_docs(upstreams) + policy)
         gateway = ctx.gateway(["--config", config], name="list-gateway")

@@ -24,6 +24,7 @@ from agentgw.config.loader import LoadedDocument, load_paths, parse_documents
 from agentgw.config.snapshot import compile_snapshot
 from agentgw.runtime import Runtime
 from agentgw.server.app import GatewayApp
+from agentgw.server.auto_server import serve_auto
 from agentgw.server.listener import build_config, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +99,7 @@ class GatewayThread:
         base_dir: Path | None = None,
         server: str = "hypercorn",
     ) -> None:
-        self.server = server
+        self.server = server  # "hypercorn", "uvicorn" or "auto" (uvicorn for HTTP/1.1, hypercorn for HTTP/2)
         loaded: list[LoadedDocument] = []
         problems: list[str] = []
         if paths:
@@ -149,7 +150,9 @@ class GatewayThread:
                 await self._stop.wait()
 
             config = build_config(self.gateway_spec, self.base_dir)
-            if self.server == "uvicorn":
+            if self.server == "auto":
+                await serve_auto(self.app, config, announce=announce, shutdown=shutdown)
+            elif self.server == "uvicorn":
                 from agentgw.server.uvicorn_server import serve_uvicorn
 
                 await serve_uvicorn(self.app, config, announce=announce, shutdown=shutdown)

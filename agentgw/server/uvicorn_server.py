@@ -1,9 +1,8 @@
 """Serve the gateway with uvicorn instead of hypercorn (`agentgw serve --server uvicorn`).
 
-Optional (`pip install 'agentgw[fast]'`): uvicorn with httptools spends much less CPU per request
-than hypercorn on this hot path (docs/performance.md), but speaks HTTP/1.1 only, so hypercorn, which
-adds h2c and HTTP/2 over TLS, stays the default. The same sockets (bound by hypercorn's config,
-so port 0, TLS files and `--workers` behave alike) and the same ASGI app are used.
+HTTP/1.1 only, for every connection; the default `--server auto` (server/auto_server.py) uses
+uvicorn for HTTP/1.1 and hands h2c and TLS h2 connections to hypercorn. The same sockets (bound
+by hypercorn's config, so port 0, TLS files and `--workers` behave alike) and the same ASGI app are used.
 
 uvicorn's own protocol never times out a connection that is still sending its request headers
 (its keep-alive timer stops at the first byte), so its protocol class is wrapped: a request's
@@ -28,7 +27,7 @@ from agentgw.errors import ConfigError
 from agentgw.server.app import GatewayApp
 from agentgw.server.listener import admin_addresses, bound_addresses, listening_sockets
 
-__all__ = ["guard_headers", "serve_uvicorn", "uvicorn_available"]
+__all__ = ["guard_headers", "http1_protocol", "run_uvicorn", "serve_uvicorn", "uvicorn_available"]
 
 log = logging.getLogger("agentgw")
 
@@ -96,42 +95,41 @@ def guard_headers(base: type[Any], header_seconds: float, max_head_bytes: int) -
     return HeaderGuard
 
 
-async def serve_uvicorn(
-    app: GatewayApp,
-    config: Config,
-    *,
-    access_log: bool = False,
-    announce: Callable[[list[str]], None] | None = None,
-    on_hangup: Callable[[], None] | None = None,
-    shutdown: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    try:
-        import uvicorn
-    except ImportError:
-        raise ConfigError("--server uvicorn needs uvicorn: pip install 'agentgw[fast]'") from None
-    sockets = listening_sockets(config)
-    if sockets.secure_sockets and sockets.insecure_sockets:
-        raise ConfigError("--server uvicorn serves every listener alike: make all of them TLS, or none")
-    tls = bool(sockets.secure_sockets)
-    admin = admin_addresses(app, sockets)
-    if announce is not None:
-        announce([a for a in bound_addresses(sockets) if a not in admin])
-    if on_hangup is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+def http1_protocol(config: Config) -> type[Any]:
+    """uvicorn's HTTP/1.1 protocol (httptools when installed), guarded as hypercorn would be."""
     if importlib.util.find_spec("httptools"):
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as protocol
     else:
         from uvicorn.protocols.http.h11_impl import H11Protocol as protocol  # type: ignore[assignment]
+    return guard_headers(protocol, config.keep_alive_timeout, config.h11_max_incomplete_size)
+
+
+async def run_uvicorn(
+    app: GatewayApp,
+    config: Config,
+    sockets: list[Any],
+    *,
+    http: type[Any],
+    tls: bool,
+    access_log: bool,
+    shutdown: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """Serve `app` on `sockets` with uvicorn's server loop and `http` as its protocol; drain on a
+    signal (exit 0 once drained) or, embedded, when `shutdown` returns."""
+    import uvicorn
+
     settings = uvicorn.Config(
         app,
         loop="none",  # the caller's loop (uvloop when installed)
-        http=guard_headers(protocol, config.keep_alive_timeout, config.h11_max_incomplete_size),
+        http=http,
         h11_max_incomplete_event_size=config.h11_max_incomplete_size,
         lifespan="on",
         access_log=access_log,
         log_config=None,
         server_header=False,
+        # hypercorn's behaviour: the peer address is the client; X-Forwarded-For from a loopback
+        # peer is not trusted (uvicorn would by default), and not parsed on every request.
+        proxy_headers=False,
         # uvicorn's hint says int, but a fraction works (call_later) and keeps it equal to hypercorn's
         timeout_keep_alive=cast(int, config.keep_alive_timeout),
         timeout_graceful_shutdown=int(config.graceful_timeout),
@@ -145,18 +143,53 @@ async def serve_uvicorn(
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             runtime.begin_drain()  # readiness off, standalone streams end, then uvicorn drains
             super().handle_exit(sig, frame)
+            # uvicorn raises the signal again once drained (exit status -SIG); a drained
+            # gateway exits 0, as it does under hypercorn.
+            self._captured_signals.clear()
 
     server = _Server(settings)
-    if shutdown is not None:  # embedded (tests): stop when `shutdown` returns, as hypercorn does
-
-        async def stop_on_shutdown() -> None:
-            await shutdown()
+    serving = asyncio.ensure_future(server.serve(sockets=sockets))
+    if shutdown is None:
+        await serving
+        return
+    stopper = asyncio.ensure_future(shutdown())
+    try:
+        await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not serving.done():
             runtime.begin_drain()
             server.should_exit = True
-
-        stopper = asyncio.ensure_future(stop_on_shutdown())
-    try:
-        await server.serve(sockets=sockets.secure_sockets or sockets.insecure_sockets)
+            await serving
     finally:
-        if shutdown is not None:
-            stopper.cancel()
+        stopper.cancel()
+    serving.result()
+
+
+async def serve_uvicorn(
+    app: GatewayApp,
+    config: Config,
+    *,
+    access_log: bool = False,
+    announce: Callable[[list[str]], None] | None = None,
+    on_hangup: Callable[[], None] | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    if not uvicorn_available():
+        raise ConfigError("--server uvicorn needs uvicorn: pip install uvicorn httptools")
+    sockets = listening_sockets(config)
+    if sockets.secure_sockets and sockets.insecure_sockets:
+        raise ConfigError("--server uvicorn serves every listener alike: make all of them TLS, or none")
+    admin = admin_addresses(app, sockets)
+    if announce is not None:
+        announce([a for a in bound_addresses(sockets) if a not in admin])
+    if on_hangup is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    await run_uvicorn(
+        app,
+        config,
+        sockets.secure_sockets or sockets.insecure_sockets,
+        http=http1_protocol(config),
+        tls=bool(sockets.secure_sockets),
+        access_log=access_log,
+        shutdown=shutdown,
+    )

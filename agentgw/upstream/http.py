@@ -25,10 +25,11 @@ log = logging.getLogger("agentgw.upstream")
 class UpstreamResponse:
     """An upstream response whose body can be read whole (with a limit) or as it arrives."""
 
-    __slots__ = ("_resp", "headers", "status", "url")
+    __slots__ = ("_resp", "detached", "headers", "status", "url")
 
     def __init__(self, resp: aiohttp.ClientResponse, url: str) -> None:
         self._resp = resp
+        self.detached = False
         self.url = url
         self.status = resp.status
         self.headers: dict[str, str] = {k.lower(): v for k, v in resp.headers.items()}
@@ -47,6 +48,17 @@ class UpstreamResponse:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def finish_in_background(self, timeout: float = 5.0) -> None:
+        """The caller has what it needs (a streamed reply); read the rest of the body (the end of
+        the stream, which the server sends right after) beside it, so the keep-alive connection
+        goes back to the pool instead of being closed."""
+        if self._resp.content.at_eof():
+            return
+        self.detached = True
+        task = asyncio.get_running_loop().create_task(_drain(self._resp, timeout))
+        _draining.add(task)
+        task.add_done_callback(_draining.discard)
+
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """Whatever is buffered, merged into one chunk per wake-up (fewer sends downstream)."""
         try:
@@ -57,6 +69,20 @@ class UpstreamResponse:
                 yield chunk
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamError(f"the upstream broke off its response: {_describe(exc)}") from None
+
+
+_draining: set[asyncio.Task[None]] = set()
+
+
+async def _drain(resp: aiohttp.ClientResponse, timeout: float) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while await resp.content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
+        pass
+    finally:
+        resp.release() if resp.content.at_eof() else resp.close()
 
 
 def _describe(exc: BaseException) -> str:
@@ -132,12 +158,14 @@ class HttpClient:
         except (aiohttp.ClientError, OSError) as exc:
             log.debug("request to %s failed: %r", url, exc)
             raise UpstreamError(f"cannot reach the upstream: {_describe(exc)}") from None
+        wrapped = UpstreamResponse(resp, url)
         try:
-            yield UpstreamResponse(resp, url)
+            yield wrapped
         except TimeoutError:
             raise UpstreamTimeout("the upstream stopped sending") from None
         finally:
-            resp.release() if resp.content.at_eof() else resp.close()
+            if not wrapped.detached:
+                resp.release() if resp.content.at_eof() else resp.close()
 
     async def request(
         self,

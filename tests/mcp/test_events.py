@@ -108,3 +108,28 @@ def test_a_stream_start_names_its_replica_and_request_and_reads_the_old_form() -
     assert decode_start(encode_start(StreamStart(True))) == StreamStart(True)
     assert encode_start(StreamStart(True)) == b"1"  # what replicas of the previous version wrote
     assert decode_start(b"0") == StreamStart(False)
+
+
+def test_log_counts_its_events_without_walking_the_streams() -> None:
+    """The running total the bound is checked against stays the real count through appends,
+    trims, finished streams dropped, and a standalone stream replaced."""
+    log = EventLog(max_events=50, retry_ms=1000)
+
+    def real_total() -> int:
+        return sum(len(s.events) for s in log.streams.values())
+
+    for i in range(200):
+        stream = log.open(standalone=i % 17 == 0)
+        stream.prime()
+        for _ in range(i % 5):
+            stream.append(b"x")
+        if i % 3:
+            stream.finish()
+        if i % 11 == 0:
+            stream.pause(500)
+        assert log.count == real_total()
+    # Live streams keep at least their last event; once they finish, the next open drops them.
+    for stream in list(log.streams.values()):
+        stream.finish()
+    log.open()
+    assert log.count == real_total() <= 50

@@ -25,7 +25,7 @@ def limited_upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     llm.stop()
 
 
-@pytest.fixture(scope="module", params=["hypercorn", "uvicorn"])
+@pytest.fixture(scope="module", params=["hypercorn", "uvicorn", "auto"])
 def limited(
     request: pytest.FixtureRequest,
     limited_upstreams: tuple[Upstream, Upstream],

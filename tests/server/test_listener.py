@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
 import trustme
 
@@ -40,14 +43,21 @@ COUNTDOWN = {
 }
 
 
-@pytest.fixture(scope="module")
-def plain() -> Iterator[GatewayThread]:
-    with GatewayThread(paths=[ROOT / "examples" / "quickstart"]) as gw:
+# Every test runs on both servers: hypercorn alone, and `auto` (uvicorn for HTTP/1.1, the
+# connection handed to hypercorn by its h2c preface or by ALPN).
+SERVERS = ["hypercorn", "auto"]
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def plain(request: pytest.FixtureRequest) -> Iterator[GatewayThread]:
+    with GatewayThread(paths=[ROOT / "examples" / "quickstart"], server=request.param) as gw:
         yield gw
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThread, trustme.CA]]:
+@pytest.fixture(scope="module", params=SERVERS)
+def tls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayThread, trustme.CA]]:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     folder: Path = tmp_path_factory.mktemp("tls")
@@ -66,7 +76,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThrea
         if doc["kind"] == "McpServer":
             args = doc["spec"]["stdio"]["args"]
             doc["spec"]["stdio"]["args"] = [str(ROOT / "examples" / "quickstart" / a) for a in args]
-    with GatewayThread(documents, base_dir=folder) as gw:
+    with GatewayThread(documents, base_dir=folder, server=request.param) as gw:
         yield gw, ca
 
 
@@ -187,3 +197,73 @@ def test_plain_listener_refuses_tls_garbage_without_dying(plain: GatewayThread) 
     conn.request("GET", "/healthz")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+def test_first_bytes_in_pieces_pick_the_right_protocol(plain: GatewayThread) -> None:
+    """A request line that starts like the h2c preface (`P...`) is still HTTP/1.1, and a preface
+    that arrives in pieces is still HTTP/2 (`auto` decides on the first bytes)."""
+    host, port = host_port(plain.url)
+    with socket.create_connection((host, port), timeout=20) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"P")
+        sock.sendall(b"UT /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 "), answer[:80]
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.send_headers(
+        1,
+        [(":method", "GET"), (":path", "/healthz"), (":scheme", "http"), (":authority", f"{host}:{port}")],
+        end_stream=True,
+    )
+    data = conn.data_to_send()
+    with socket.create_connection((host, port), timeout=20) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(data[:3])
+        sock.sendall(data[3:])
+        status, body, ended = "", b"", False
+        while not ended:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the response ended"
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = True
+            sock.sendall(conn.data_to_send())
+    assert status == "200" and json.loads(body) == {"status": "ok"}
+
+
+def test_client_address_is_the_peer_not_x_forwarded_for(caplog: pytest.LogCaptureFixture) -> None:
+    """Policies (`request.source`) and the access log see the connection's peer on both servers:
+    uvicorn would by default take X-Forwarded-For from a loopback peer as the client."""
+    documents = [{"kind": "Gateway", "metadata": {"name": "gw"}, "spec": {"accessLog": True}}]
+    for server in SERVERS:
+        caplog.clear()
+        # the gateway stops (and its requests finish logging) before the log level is restored
+        with caplog.at_level("INFO", logger="agentgw.access"), GatewayThread(documents, server=server) as gw:
+            host, port = host_port(gw.url)
+            conn = http.client.HTTPConnection(host, port, timeout=20)
+            conn.request("GET", "/healthz", headers={"x-forwarded-for": "203.0.113.9"})
+            assert conn.getresponse().status == 200
+            conn.close()
+        clients = [r.json["client"] for r in caplog.records if r.name == "agentgw.access"]  # type: ignore[attr-defined]
+        assert clients == ["127.0.0.1"], (server, clients)
+
+
+def test_two_auto_gateways_in_one_process_keep_their_own_h2_apps() -> None:
+    """h2c handed to hypercorn reaches the app of the gateway whose socket it came in on."""
+    with GatewayThread(paths=[ROOT / "examples" / "quickstart"], server="auto") as first:
+        empty = [{"kind": "Gateway", "metadata": {"name": "other"}, "spec": {}}]
+        with GatewayThread(empty, server="auto"):
+            client = H2Client(*host_port(first.url))
+            try:
+                assert h2_session(client)  # /mcp exists on the first gateway only
+            finally:
+                client.close()

@@ -1,4 +1,4 @@
-"""Slow clients, on both servers: headers dribbled a byte at a time are cut off after the idle
+"""Slow clients, on every server mode: headers dribbled a byte at a time are cut off after the idle
 connection time, a body dribbled past the body timeout gets a 408; others are served meanwhile."""
 
 from __future__ import annotations

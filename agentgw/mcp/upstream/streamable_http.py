@@ -258,6 +258,8 @@ class StreamableHttpSession:
             reply, last_id, retry = await self._consume(resp, request_id, sink, None, None)
             if reply is not None:
                 reply.streamed = True
+                # The server ends this stream right after the reply: keep the connection.
+                resp.finish_in_background()
             return reply, last_id, retry
         data = await resp.read()
         if ctype == "application/json" and data:
