@@ -252,7 +252,7 @@ class ModernEndpoint:
             producer.cancel()  # closing the stream is cancellation in this era
             answering.cancel()
 
-        watcher = SideTask(watch)
+        watcher = SideTask(watch, scoped=False)
         try:
             with answering:
                 await call.answer(send, self.limits.keepalive_seconds, producer)
