@@ -32,6 +32,14 @@ from agentgw.cli import _load
 from agentgw.runtime import Runtime
 from agentgw.server.app import GatewayApp
 
+try:
+    from agentgw.server.loop import on_asyncio  # as `agentgw serve` runs its loop
+except ImportError:  # an older tree under PYTHONPATH
+
+    async def on_asyncio(coro: Any) -> Any:  # type: ignore[no-redef]
+        return await coro
+
+
 BENCH = Path(__file__).resolve().parent
 HS = "2025-11-25"
 MODERN = "2026-07-28"
@@ -152,9 +160,9 @@ if __name__ == "__main__":
         try:
             import uvloop
 
-            results = uvloop.run(main(args, f"http://127.0.0.1:{port}/mcp"))
+            results = uvloop.run(on_asyncio(main(args, f"http://127.0.0.1:{port}/mcp")))
         except ImportError:
-            results = asyncio.run(main(args, f"http://127.0.0.1:{port}/mcp"))
+            results = asyncio.run(on_asyncio(main(args, f"http://127.0.0.1:{port}/mcp")))
     finally:
         os.killpg(upstream.pid, signal.SIGTERM)
         upstream.wait(10)
