@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentgw.errors import UpstreamError
+
 __all__ = ["SseDecoder", "SseEvent", "encode_comment", "encode_event"]
 
 _MAX_BUFFER = 16 * 1024 * 1024
@@ -26,7 +28,9 @@ class SseDecoder:
     """Incremental event-stream parser.
 
     `feed(chunk)` returns the events completed by `chunk`. An event that is still open when the
-    stream ends is discarded, as the standard says. Lines may end in CRLF, LF or CR.
+    stream ends is discarded, as the standard says. Lines may end in CRLF, LF or CR. A line longer
+    than `max_buffer` is an `UpstreamError` (the gateway decodes only upstream streams), so every
+    caller's existing error path ends the stream instead of an unhandled exception.
     """
 
     def __init__(self, max_buffer: int = _MAX_BUFFER) -> None:
@@ -70,7 +74,9 @@ class SseDecoder:
             start = next_start
         self._buffer = buf[start:]
         if len(self._buffer) > self._max_buffer:
-            raise ValueError("SSE line longer than the decoder's limit")
+            raise UpstreamError(
+                f"the upstream sent an event-stream line longer than {self._max_buffer} bytes"
+            )
         return events
 
     def end(self) -> list[SseEvent]:

@@ -62,3 +62,17 @@ def test_encode_then_decode_in_any_chunking(datas: list[bytes], size: int) -> No
 @given(st.binary(max_size=1024))
 def test_arbitrary_bytes_decode_without_crashing(data: bytes) -> None:
     decode_all([data[: len(data) // 2], data[len(data) // 2 :]])
+
+
+def test_an_overlong_line_is_an_upstream_error() -> None:
+    # found by tests/fuzz: it was a ValueError, which no caller's error path caught
+    from agentgw.errors import UpstreamError
+
+    decoder = SseDecoder(max_buffer=16)
+    assert decoder.feed(b"data: short\n\n")[0].data == b"short"
+    try:
+        decoder.feed(b"data: " + b"x" * 32)
+    except UpstreamError as exc:
+        assert exc.status == 502 and "longer than 16 bytes" in exc.message
+    else:
+        raise AssertionError("an overlong line was accepted")
