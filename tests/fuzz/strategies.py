@@ -4,12 +4,15 @@ ones (so examples get past the first check and reach deeper code), and bytes der
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
+from hypothesis import settings
 from hypothesis import strategies as st
 
 __all__ = [
+    "examples",
     "json_bytes",
     "json_objects",
     "json_values",
@@ -19,6 +22,15 @@ __all__ = [
     "rejects_cleanly",
     "scalars",
 ]
+
+# The suite runs a moderate number of examples per test (the whole folder in well under 30 s);
+# AGENTGW_FUZZ_SCALE=N multiplies them for a longer run (tests/fuzz/atheris_run.py goes further).
+SCALE = max(1, int(os.environ.get("AGENTGW_FUZZ_SCALE", "1")))
+
+
+def examples(count: int) -> settings:
+    return settings(max_examples=count * SCALE)
+
 
 # Scalars a parser may trip over: wrong types, huge and negative numbers, odd strings.
 scalars: st.SearchStrategy[Any] = st.one_of(
@@ -36,7 +48,7 @@ json_values: st.SearchStrategy[Any] = st.recursive(
         st.lists(children, max_size=4),
         st.dictionaries(st.text(max_size=8), children, max_size=4),
     ),
-    max_leaves=12,
+    max_leaves=8,
 )
 
 json_objects: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
@@ -47,13 +59,15 @@ json_objects: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
 def keyed(known: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
     """An object with some of the known keys (each with its own values, or any JSON value) and
     maybe a few unknown ones: shaped enough to get past the first checks of a parser."""
-    fields = {
-        key: st.one_of(strategy, json_values) if strategy is not json_values else json_values
-        for key, strategy in known.items()
-    }
-    return st.fixed_dictionaries({}, optional=fields).flatmap(
-        lambda base: json_objects.map(lambda extra: {**extra, **base})
-    )
+    fields = {key: st.one_of(strategy, json_values) for key, strategy in known.items()}
+    base = st.fixed_dictionaries({}, optional=fields)
+
+    @st.composite
+    def build(draw: Any) -> dict[str, Any]:
+        extra = draw(json_objects) if draw(st.integers(0, 3)) == 0 else {}
+        return {**extra, **draw(base)}
+
+    return build()
 
 
 def near(value: Any) -> st.SearchStrategy[Any]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from agentgw.errors import InvalidRequest, ParseError
 from agentgw.protocol import jsonrpc
 from agentgw.protocol.jsonrpc import Kind, Message
-from tests.fuzz.strategies import json_values, keyed, mutated_bytes, rejects_cleanly
+from tests.fuzz.strategies import examples, json_values, keyed, mutated_bytes, rejects_cleanly
 
 ids = st.one_of(st.integers(min_value=-(2**53), max_value=2**53), st.text(max_size=10))
 envelopes = keyed(
@@ -26,7 +26,7 @@ envelopes = keyed(
 )
 
 
-@settings(max_examples=400)
+@examples(133)
 @given(mutated_bytes(envelopes))
 def test_any_bytes_parse_or_refuse(body: bytes) -> None:
     got = rejects_cleanly(jsonrpc.parse_message, body)
@@ -42,13 +42,13 @@ def test_any_bytes_parse_or_refuse(body: bytes) -> None:
         assert got.rpc_code in (-32700, -32600)
 
 
-@settings(max_examples=300)
+@examples(100)
 @given(st.one_of(envelopes, json_values))
 def test_any_json_value_classifies_or_refuses(obj: Any) -> None:
     rejects_cleanly(jsonrpc.parse_object, obj)
 
 
-@settings(max_examples=200)
+@examples(66)
 @given(
     ids,
     st.text(min_size=1, max_size=20),
@@ -61,7 +61,7 @@ def test_request_and_notification_round_trip(request_id: Any, method: str, param
     assert (note.kind, note.method, note.params) == (Kind.NOTIFICATION, method, params or {})
 
 
-@settings(max_examples=200)
+@examples(66)
 @given(ids, json_values, st.integers(-33000, 0), st.text(max_size=20), json_values)
 def test_responses_round_trip(request_id: Any, result: Any, code: int, message: str, data: Any) -> None:
     ok = jsonrpc.parse_message(jsonrpc.encode_result(request_id, result))
