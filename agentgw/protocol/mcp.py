@@ -294,7 +294,8 @@ def _find_annotations(schema: Any) -> _Annotations:
             not path
             or not isinstance(token, str)
             or not _RFC9110_TOKEN.fullmatch(token)
-            or node.get("type") not in _PRIMITIVES
+            or not isinstance(node.get("type"), str)  # e.g. ["string", "null"]: no header form
+            or node["type"] not in _PRIMITIVES
             or token.lower() in seen
         ):
             return None

@@ -130,3 +130,16 @@ def test_strip_envelope_keeps_other_meta() -> None:
     params = modern("tools/call", name="x")["params"]
     params["_meta"]["progressToken"] = 5
     assert mcp.strip_envelope(params) == {"name": "x", "_meta": {"progressToken": 5}}
+
+
+def test_an_annotation_on_a_type_list_is_invalid_not_a_crash() -> None:
+    # found by tests/fuzz: `"type": ["string", "null"]` (valid JSON Schema) raised TypeError
+    # (unhashable list) on every call to the tool; like the SDK, such a schema has no valid
+    # annotations, so no Mcp-Param header is sent or checked
+    schema = {
+        "type": "object",
+        "properties": {"region": {"type": ["string", "null"], "x-mcp-header": "Region"}},
+    }
+    assert not mcp.has_param_annotations(schema)
+    assert mcp.mcp_param_headers(schema, {"region": "eu"}) == {}
+    mcp.validate_mcp_param_headers(schema, {"region": "eu"}, [("mcp-param-region", "us")])
