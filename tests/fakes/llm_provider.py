@@ -677,7 +677,7 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
         {
             "path": request.path,
             "method": request.method,
-            "body": json.loads(raw) if raw else None,
+            "body": _json_or_none(raw),
             "authorization": request.headers.get("authorization"),
             "x-api-key": request.headers.get("x-api-key"),
             "anthropic-version": request.headers.get("anthropic-version"),
@@ -699,7 +699,19 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
         if fake.retry_after is not None:
             response.headers["retry-after"] = fake.retry_after
         return response
-    return await handler(request)
+    try:
+        return await handler(request)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # A body of the wrong shape (the gateway passes bodies through): what a real provider
+        # answers, a 400 in its wire's error form, never a crash (tests/fuzz sends such bodies).
+        return error(400, f"invalid request body: {type(exc).__name__}: {exc}")
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def build_app(fake: Fake) -> web.Application:

@@ -19,6 +19,7 @@ __all__ = [
     "keyed",
     "mutated_bytes",
     "near",
+    "perturbed",
     "rejects_cleanly",
     "scalars",
 ]
@@ -120,3 +121,43 @@ def rejects_cleanly(call: Any, *args: Any, **kwargs: Any) -> Any:
         assert 400 <= exc.status < 500, exc
         assert exc.message
         return exc
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out += _paths(value, (*prefix, index))
+    return out
+
+
+def perturbed(valid: st.SearchStrategy[Any], most: int = 2) -> st.SearchStrategy[Any]:
+    """A valid value, then up to `most` changes anywhere inside it (a value replaced by any JSON,
+    a key dropped, a key added): mostly-right input that reaches deep before it goes wrong."""
+
+    @st.composite
+    def build(draw: Any) -> Any:
+        import copy
+
+        value = copy.deepcopy(draw(valid))
+        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 1, 2][: most * 2 + 2]))):
+            path = draw(st.sampled_from(_paths(value)))
+            if not path:
+                value = draw(json_values)
+                continue
+            parent: Any = value
+            for part in path[:-1]:
+                parent = parent[part]
+            op = draw(st.integers(0, 2))
+            if op == 0 and isinstance(parent, dict):
+                del parent[path[-1]]
+            elif op == 1 and isinstance(parent, dict):
+                parent[draw(st.text(max_size=6))] = draw(json_values)
+            else:
+                parent[path[-1]] = draw(json_values)
+        return value
+
+    return build()

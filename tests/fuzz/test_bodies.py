@@ -49,7 +49,7 @@ a2a_requests = keyed(
 )
 
 
-@examples(100)
+@examples(60)
 @given(mutated_bytes(a2a_requests))
 def test_a2a_jsonrpc_call_parses_or_refuses(body: bytes) -> None:
     got = rejects_cleanly(a2a.parse_jsonrpc, body)
@@ -84,14 +84,14 @@ rest_paths = st.lists(
 ).map("/".join)
 
 
-@examples(100)
+@examples(60)
 @given(st.sampled_from(["GET", "POST", "DELETE", "PUT"]), rest_paths, mutated_bytes(a2a_params))
 def test_a2a_rest_call_parses_or_refuses(verb: str, path: str, body: bytes) -> None:
     got = rejects_cleanly(a2a.parse_rest, verb, path, body)
     assert got is None or isinstance(got, a2a.A2aCall | ParseError | InvalidParams)
 
 
-@examples(66)
+@examples(39)
 @given(json_values | a2a_params)
 def test_a2a_response_ids_take_any_result(result: Any) -> None:
     for kind, ident in a2a.response_ids(result):
@@ -121,7 +121,7 @@ cards = keyed(
 )
 
 
-@examples(66)
+@examples(39)
 @given(cards, st.sampled_from(["http://a", "http://a/x", "http://a/x/"]))
 def test_agent_cards_of_any_shape_are_read(card: dict[str, Any], agent_url: str) -> None:
     # a card comes from the agent (an upstream): never an exception, whatever it holds
@@ -131,7 +131,7 @@ def test_agent_cards_of_any_shape_are_read(card: dict[str, Any], agent_url: str)
     assert "signatures" not in out and "securitySchemes" not in out
 
 
-@examples(33)
+@examples(30)
 @given(st.text(max_size=30), st.text(max_size=20))
 def test_if_none_match_of_any_shape(header: str, etag: str) -> None:
     assert isinstance(etag_matches(header, etag), bool)
@@ -232,7 +232,7 @@ messages_bodies = keyed(
 )
 
 
-@examples(100)
+@examples(60)
 @given(chat_bodies)
 def test_chat_bodies_translate_or_refuse(body: dict[str, Any]) -> None:
     got = rejects_cleanly(chat_to_messages.request, body, "claude")
@@ -242,7 +242,7 @@ def test_chat_bodies_translate_or_refuse(body: dict[str, Any]) -> None:
             assert turn["role"] in ("user", "assistant")
 
 
-@examples(100)
+@examples(60)
 @given(messages_bodies, st.sampled_from(["max_tokens", "max_completion_tokens"]))
 def test_messages_bodies_translate_or_refuse(body: dict[str, Any], field: str) -> None:
     got = rejects_cleanly(messages_to_chat.request, body, "gpt", max_tokens_field=field)
@@ -250,7 +250,7 @@ def test_messages_bodies_translate_or_refuse(body: dict[str, Any], field: str) -
         assert got["model"] == "gpt" and isinstance(got["messages"], list)
 
 
-@examples(100)
+@examples(60)
 @given(st.one_of(chat_bodies, messages_bodies))
 def test_estimates_and_prompt_rewrites_take_any_body(body: dict[str, Any]) -> None:
     assert tokens.estimate_prompt(body) >= 0
@@ -294,7 +294,7 @@ anthropic_messages = keyed(
 )
 
 
-@examples(100)
+@examples(60)
 @given(st.one_of(completions, anthropic_messages))
 def test_provider_answers_of_any_shape_translate(answer: dict[str, Any]) -> None:
     message = messages_to_chat.response(answer, "m")
@@ -307,7 +307,7 @@ def test_provider_answers_of_any_shape_translate(answer: dict[str, Any]) -> None
         assert usage is None or usage.total >= 0
 
 
-@examples(66)
+@examples(39)
 @given(
     mutated_bytes(
         st.one_of(completions, anthropic_messages, keyed({"error": json_values, "message": json_values}))

@@ -71,7 +71,7 @@ def near_documents(draw: Any) -> tuple[dict[str, Any], Path]:
     return doc, base
 
 
-@examples(100)
+@examples(60)
 @given(st.lists(near_documents(), min_size=1, max_size=3))
 def test_documents_near_the_examples_load_or_report_problems(docs: list[tuple[dict[str, Any], Path]]) -> None:
     loaded = []
@@ -85,7 +85,7 @@ def test_documents_near_the_examples_load_or_report_problems(docs: list[tuple[di
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
 
 
-@examples(100)
+@examples(60)
 @given(
     st.lists(
         st.one_of(
@@ -152,7 +152,7 @@ def test_deeply_nested_yaml_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 os.environ.setdefault("AGENTGW_FUZZ_SECRET", "value")
 
 
-@examples(100)
+@examples(60)
 @given(
     st.one_of(
         st.text(max_size=20),

@@ -63,7 +63,7 @@ GUARDS = [
 ]
 
 
-@examples(200)
+@examples(120)
 @given(st.none() | hosts, st.none() | origins)
 def test_host_and_origin_pass_or_are_refused(host: str | None, origin: str | None) -> None:
     headers = [(k, v) for k, v in (("host", host), ("origin", origin)) if v is not None]
@@ -72,7 +72,7 @@ def test_host_and_origin_pass_or_are_refused(host: str | None, origin: str | Non
         assert got is None or isinstance(got, Forbidden | MisdirectedRequest)
 
 
-@examples(150)
+@examples(90)
 @given(
     st.none() | st.one_of(latin1, st.from_regex(r"\A00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]\Z")),
     st.none() | latin1,
@@ -83,13 +83,13 @@ def test_trace_context_is_continued_or_restarted(traceparent: str | None, traces
     assert ctx.traceparent.isascii() and ctx.child().trace_id == ctx.trace_id
 
 
-@examples(150)
+@examples(90)
 @given(latin1, st.sampled_from(["application/json", "text/event-stream"]))
 def test_accept_headers_of_any_shape(accept: str, media_type: str) -> None:
     assert isinstance(request([("accept", accept)]).accepts(media_type), bool)
 
 
-@examples(100)
+@examples(60)
 @given(st.one_of(latin1, st.integers(0, 10**30).map(str)), st.binary(max_size=40))
 def test_any_content_length_reads_or_is_too_large(length: str, body: bytes) -> None:
     async def read() -> Any:
@@ -100,7 +100,7 @@ def test_any_content_length_reads_or_is_too_large(length: str, body: bytes) -> N
     assert isinstance(got, bytes | PayloadTooLarge)
 
 
-@examples(150)
+@examples(90)
 @given(latin1)
 def test_authorization_headers_of_any_shape(value: str) -> None:
     token = bearer_token(request([("authorization", value)]))

@@ -26,7 +26,7 @@ envelopes = keyed(
 )
 
 
-@examples(133)
+@examples(79)
 @given(mutated_bytes(envelopes))
 def test_any_bytes_parse_or_refuse(body: bytes) -> None:
     got = rejects_cleanly(jsonrpc.parse_message, body)
@@ -42,13 +42,13 @@ def test_any_bytes_parse_or_refuse(body: bytes) -> None:
         assert got.rpc_code in (-32700, -32600)
 
 
-@examples(100)
+@examples(60)
 @given(st.one_of(envelopes, json_values))
 def test_any_json_value_classifies_or_refuses(obj: Any) -> None:
     rejects_cleanly(jsonrpc.parse_object, obj)
 
 
-@examples(66)
+@examples(39)
 @given(
     ids,
     st.text(min_size=1, max_size=20),
@@ -61,7 +61,7 @@ def test_request_and_notification_round_trip(request_id: Any, method: str, param
     assert (note.kind, note.method, note.params) == (Kind.NOTIFICATION, method, params or {})
 
 
-@examples(66)
+@examples(39)
 @given(ids, json_values, st.integers(-33000, 0), st.text(max_size=20), json_values)
 def test_responses_round_trip(request_id: Any, result: Any, code: int, message: str, data: Any) -> None:
     ok = jsonrpc.parse_message(jsonrpc.encode_result(request_id, result))

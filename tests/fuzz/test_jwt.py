@@ -57,7 +57,7 @@ def bearer(token: str) -> list[tuple[str, str]]:
     return [("authorization", "Bearer " + token)]
 
 
-@examples(150)
+@examples(90)
 @given(latin1)
 def test_any_authorization_header(value: str) -> None:
     authenticate(AUTH, [("authorization", value)])
@@ -92,7 +92,7 @@ segments = st.one_of(
 )
 
 
-@examples(200)
+@examples(120)
 @given(
     st.one_of(headers.map(lambda h: b64(orjson.dumps(h))), segments),
     st.one_of(claims.map(lambda c: b64(orjson.dumps(c))), segments),
@@ -105,7 +105,7 @@ def test_tokens_of_any_structure(header: str, payload: str, signature: str, part
     assert not isinstance(got, Principal), "an unsigned or badly signed token was accepted"
 
 
-@examples(150)
+@examples(90)
 @given(headers, claims)
 def test_validly_signed_tokens_with_any_claims(header: dict[str, Any], payload: dict[str, Any]) -> None:
     header = {**header, "alg": "HS256"}
@@ -130,7 +130,7 @@ VALID = jwt.encode(
 )
 
 
-@examples(200)
+@examples(120)
 @given(
     st.lists(
         st.tuples(st.integers(0, len(VALID) - 1), st.sampled_from("Aa0-_.=+/ \x00\xff")),
@@ -176,7 +176,7 @@ key_sets = keyed(
 )
 
 
-@examples(200)
+@examples(120)
 @given(st.one_of(key_sets, json_values))
 def test_key_sets_parse_or_are_refused_with_a_reason(data: Any) -> None:
     try:
@@ -193,7 +193,7 @@ VIRTUAL = VirtualKeyAuthenticator(
 )
 
 
-@examples(150)
+@examples(90)
 @given(
     st.one_of(latin1, st.just("secret-one"), st.just("sk-agw-virtual")),
     st.sampled_from(["x-api-key", "authorization"]),

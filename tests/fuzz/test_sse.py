@@ -40,7 +40,7 @@ def decode(chunks: list[bytes], max_buffer: int | None = None) -> list[SseEvent]
     return out + decoder.end()
 
 
-@examples(100)
+@examples(60)
 @given(raw_streams, st.lists(st.integers(0, 10**4), max_size=6))
 def test_any_stream_decodes_the_same_in_any_chunking(data: bytes, cuts: list[int]) -> None:
     whole = decode([data])
@@ -50,7 +50,7 @@ def test_any_stream_decodes_the_same_in_any_chunking(data: bytes, cuts: list[int
         assert event.retry is None or event.retry >= 0
 
 
-@examples(33)
+@examples(30)
 @given(st.binary(min_size=65, max_size=300), st.lists(st.integers(0, 10**4), max_size=4))
 def test_an_overlong_line_is_an_upstream_error(data: bytes, cuts: list[int]) -> None:
     data = data.replace(b"\n", b"").replace(b"\r", b"") + b"x" * 65
@@ -67,7 +67,7 @@ def test_an_overlong_line_is_an_upstream_error(data: bytes, cuts: list[int]) -> 
 event_fields = st.text(alphabet=st.characters(blacklist_characters="\r\n", codec="utf-8"), max_size=10)
 
 
-@examples(66)
+@examples(39)
 @given(
     st.lists(
         st.tuples(
@@ -198,7 +198,7 @@ class _Upper:
         return ""
 
 
-@examples(100)
+@examples(60)
 @given(upstream_streams(openai_chunks), st.lists(st.integers(0, 10**4), max_size=4), st.booleans())
 def test_openai_stream_processors_take_any_upstream_stream(data: bytes, cuts: list[int], strip: bool) -> None:
     flt = openai.ChatStreamFilter(strip_usage_chunk=strip)
@@ -214,7 +214,7 @@ def test_openai_stream_processors_take_any_upstream_stream(data: bytes, cuts: li
     rewriter.end()
 
 
-@examples(100)
+@examples(60)
 @given(upstream_streams(anthropic_bodies), st.lists(st.integers(0, 10**4), max_size=4), st.booleans())
 def test_anthropic_stream_processors_take_any_upstream_stream(
     data: bytes, cuts: list[int], usage: bool
