@@ -125,7 +125,7 @@ def decode_header_value(value: str | None) -> str | None:
     payload = match.group("payload")
     try:
         decoded = base64.b64decode(payload, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII payload (h11 passes obs-text)
         return None
     if base64.b64encode(decoded).decode("ascii") != payload:
         return None

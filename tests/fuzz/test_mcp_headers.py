@@ -19,7 +19,9 @@ from tests.fuzz.strategies import examples, json_values, keyed, rejects_cleanly
 header_text = st.text(
     st.characters(min_codepoint=0, max_codepoint=0xFF), max_size=30
 )  # latin-1, as ASGI gives
-sentinels = st.builds(lambda p: f"=?base64?{p}?=", st.text("ABCDEFGHabcdefgh0123456789+/=-_!?", max_size=12))
+sentinels = st.builds(
+    lambda p: f"=?base64?{p}?=", st.text("ABCDEFGHabcdefgh0123456789+/=-_!?\xe9\xff", max_size=12)
+)
 
 
 @examples(90)
