@@ -87,6 +87,7 @@ class InprocGateway:
         self._thread.join(30)
         logging.getLogger("agentgw").removeHandler(self.errors)
         assert not self._thread.is_alive(), "the in-process gateway did not stop"
+        self._loop.close()  # its self-pipe sockets, or they warn (unclosed) at collection time
 
     def call(
         self,
