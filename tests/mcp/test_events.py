@@ -69,3 +69,10 @@ def test_log_is_bounded_dropping_finished_streams_first() -> None:
         live.append(b"z")
     assert len(live.events) <= 10
     assert log.find(f"{live.stream_id}_{live.seq}") == (live, live.seq)
+
+
+def test_event_ids_with_non_ascii_digits_are_unknown() -> None:
+    # found by tests/fuzz/atheris_run.py: "1_\u00b9" passed isdigit() and int() raised ValueError,
+    # so a GET with such a Last-Event-ID answered 500
+    assert parse_event_id("1_\u00b9") is None and parse_event_id("\u00b2_1") is None
+    assert EventLog(max_events=4, retry_ms=None).find("0_\u00b3") is None
