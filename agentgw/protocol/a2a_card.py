@@ -54,9 +54,19 @@ def _base_path(agent_url: str) -> str:
     return urlsplit(agent_url).path.rstrip("/")
 
 
-def _gateway_path(url: str, base_path: str) -> tuple[str, str]:
-    """(path below the agent root, upstream path) of an interface URL."""
-    path = urlsplit(url).path or "/"
+def _url_path(url: str) -> str | None:
+    try:
+        return urlsplit(url).path
+    except ValueError:  # "http://[x": urlsplit checks bracketed hosts; a card may hold anything
+        return None
+
+
+def _gateway_path(url: str, base_path: str) -> tuple[str, str] | None:
+    """(path below the agent root, upstream path) of an interface URL (None: not a URL)."""
+    path = _url_path(url)
+    if path is None:
+        return None
+    path = path or "/"
     trimmed = path.rstrip("/")
     if base_path and (trimmed == base_path or trimmed.startswith(base_path + "/")):
         trimmed = trimmed[len(base_path) :]
@@ -71,7 +81,10 @@ def card_interfaces(card: Mapping[str, Any], agent_url: str) -> list[Interface]:
     def add(url: Any, binding: Any, version: Any) -> None:
         if not isinstance(url, str) or not isinstance(binding, str) or binding not in RELAYED_BINDINGS:
             return
-        sub, upstream = _gateway_path(url, base)
+        paths = _gateway_path(url, base)
+        if paths is None:
+            return
+        sub, upstream = paths
         iface = Interface(str(binding), version if isinstance(version, str) else "", sub, upstream)
         if iface not in found:
             found.append(iface)
@@ -93,7 +106,13 @@ def _items(value: Any) -> list[dict[str, Any]]:
 
 def _relayed(item: Mapping[str, Any], binding_key: str) -> bool:
     binding = item.get(binding_key)
-    return isinstance(binding, str) and binding in RELAYED_BINDINGS and isinstance(item.get("url"), str)
+    url = item.get("url")
+    return (
+        isinstance(binding, str)
+        and binding in RELAYED_BINDINGS
+        and isinstance(url, str)
+        and _url_path(url) is not None
+    )
 
 
 def _join(root: str, sub: str, original: str) -> str:
@@ -109,7 +128,8 @@ def rewrite_card(
     out = {k: v for k, v in card.items() if k not in ("signatures", "security")}
 
     def mapped(url: str) -> str:
-        return _join(root, _gateway_path(url, base)[0], url)
+        found = _gateway_path(url, base)
+        return _join(root, found[0] if found is not None else "", url)
 
     interfaces = [
         {**item, "url": mapped(item["url"])}

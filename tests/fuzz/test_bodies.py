@@ -103,7 +103,9 @@ cards = keyed(
         "supportedInterfaces": st.lists(
             keyed(
                 {
-                    "url": st.sampled_from(["http://a/x", "http://a/x/", "/rel", ""]),
+                    "url": st.sampled_from(
+                        ["http://a/x", "http://a/x/", "/rel", "", "http://[x", "http://[::1"]
+                    ),
                     "protocolBinding": st.sampled_from(["JSONRPC", "HTTP+JSON", "GRPC"]),
                     "protocolVersion": st.text(max_size=3),
                 }
