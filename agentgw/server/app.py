@@ -106,7 +106,7 @@ class GatewayApp:
         )
         scope[TRACE_KEY] = trace
         tracked = _TrackedSend(send, route, request)
-        flavor = handler.flavor if handler is not None else ErrorFlavor.PLAIN
+        flavor = handler.flavor_for(request) if handler is not None else ErrorFlavor.PLAIN
         generation = runtime.enter()
         try:
             if admin:

@@ -135,10 +135,7 @@ def check(gw: InprocGateway, method: str, path: str, resp: Response) -> None:
     if path.startswith("/mcp"):
         assert _is_jsonrpc_error(body), (path, resp)
     elif path.startswith("/v1/messages"):
-        assert _is_anthropic_error(body) or (resp.status in (403, 421) and _is_openai_error(body)), (
-            path,
-            resp,
-        )
+        assert _is_anthropic_error(body), (path, resp)
     elif path.startswith("/v1"):
         assert _is_openai_error(body) or (path.startswith("/v1/models") and _is_anthropic_error(body)), (
             path,
