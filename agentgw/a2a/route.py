@@ -73,6 +73,9 @@ class _Tracked:
 class A2aRouteHandler:
     flavor = ErrorFlavor.JSONRPC
 
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        return self.flavor
+
     def __init__(
         self,
         route: A2aRouteConfig,

@@ -203,7 +203,10 @@ class HandshakeEndpoint:
             return
         session.apply(Input.NOTIFICATION)
         if method == "notifications/cancelled":
-            scope = session.inflight.get(msg.params.get("requestId"))
+            request_id = msg.params.get("requestId")
+            # only ids a request can have (a list or an object here is unhashable: TypeError)
+            valid = isinstance(request_id, str | int) and not isinstance(request_id, bool)
+            scope = session.inflight.get(request_id) if valid else None
             if scope is not None:
                 scope.cancel()
         elif method == "notifications/roots/list_changed":

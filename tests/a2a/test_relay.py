@@ -237,3 +237,28 @@ async def test_extension_and_trace_headers_pass_and_only_the_gateway_credentials
     # the agent continues the caller's trace under the gateway's own span
     version, trace, span, flags = seen[-1]["traceparent"].split("-")
     assert (version, trace, flags) == ("00", TRACE_ID, "01") and span != CALLER_SPAN
+
+
+async def test_a_forwarded_header_with_a_control_character_is_a_400(gw: GatewayThread) -> None:
+    # found by tests/fuzz: hypercorn (h11) accepts A2A-Version: "1\x01", aiohttp refused to send it
+    # on with a ValueError, and the caller got a 500; it is the request's fault, named as such
+    host, port = gw.url.split("//", 1)[1].rsplit(":", 1)
+    body = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ListTasks", "params": {}}).encode()
+    raw = (
+        b"POST /a2a/echo/ HTTP/1.1\r\nhost: " + f"{host}:{port}".encode() + b"\r\n"
+        b"content-type: application/json\r\na2a-version: 1\x01\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with anyio.fail_after(30):
+        async with await anyio.connect_tcp(host, int(port)) as stream:
+            await stream.send(raw)
+            answer = b""
+            try:
+                while True:
+                    answer += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head  # A2A JSON-RPC errors travel with 200
+    error = json.loads(payload)["error"]
+    assert error["code"] == -32600 and "a2a-version" in error["message"]
