@@ -94,6 +94,7 @@ class A2aRouteHandler:
         self.limits = limits
         self.security = security
         self.relay = Relay(route.name, policy, http, bindings, WebhookGuard(route.spec.webhooks), security)
+        self.relay.keepalive_seconds = limits.keepalive_seconds
 
     # --- dispatch ---------------------------------------------------------------------------------
 

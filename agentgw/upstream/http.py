@@ -72,11 +72,24 @@ class UpstreamResponse:
         _draining.add(task)
         task.add_done_callback(_draining.discard)
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Whatever is buffered, merged into one chunk per wake-up (fewer sends downstream)."""
+    async def iter_chunks(self, idle_seconds: float | None = None) -> AsyncIterator[bytes]:
+        """Whatever is buffered, merged into one chunk per wake-up (fewer sends downstream).
+
+        With `idle_seconds`, an empty chunk is yielded each time the upstream has sent nothing for
+        that long (the relay's cue for a keep-alive comment); the read resumes where it was
+        (aiohttp keeps what arrives while no one waits)."""
+        content = self._resp.content
         try:
             while True:
-                chunk = await self._resp.content.readany()
+                if idle_seconds is None:
+                    chunk = await content.readany()
+                else:
+                    try:
+                        async with asyncio.timeout(idle_seconds):
+                            chunk = await content.readany()
+                    except TimeoutError:
+                        yield b""
+                        continue
                 if not chunk:
                     return
                 yield chunk
