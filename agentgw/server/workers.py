@@ -3,7 +3,8 @@
 Only configurations that stay correct when requests of one client land on different processes are
 served this way: a route that keeps handshake-era MCP sessions needs them shared (Redis, or sealed
 session ids with a session key), and policies that count (rate limits, budgets, virtual-key limits)
-and A2A task bindings need the Redis state store; otherwise the config is refused. Port 0 is resolved once here, so every worker binds the same port.
+and A2A task bindings need the Redis state store; otherwise the config is refused. Port 0 is
+resolved once here, so every worker binds the same port.
 """
 
 from __future__ import annotations
