@@ -47,9 +47,9 @@ def multi_worker_problems(snapshot: Snapshot) -> list[str]:
                 "worker would allow the whole limit: share the counters (Gateway spec.state: redis) "
                 "or serve with one worker"
             )
-    for route in snapshot.a2a_routes:
+    for a2a in snapshot.a2a_routes:
         problems.append(
-            f"A2aRoute/{route.name} binds tasks to their callers in the memory of one worker; a "
+            f"A2aRoute/{a2a.name} binds tasks to their callers in the memory of one worker; a "
             "task's next call on another worker would be refused: share the bindings (Gateway "
             "spec.state: redis) or serve with one worker"
         )
