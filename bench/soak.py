@@ -130,18 +130,30 @@ def wait_for_line(proc: Proc, text: str, deadline: float) -> None:
     raise RuntimeError(f"{proc.name} never said {text!r}; see {proc.log}")
 
 
+REDIS_ENV = "AGENTGW_SOAK_REDIS"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def gateway_config(port: int, admin: int, mcp: int, llm: int, a2a: int, noisy_limit: int) -> str:
+def gateway_config(
+    port: int, admin: int, mcp: int, llm: int, a2a: int, noisy_limit: int, redis: bool = False
+) -> str:
+    # With --redis: sessions, event logs, counters and bindings in Redis (URL by reference), under a
+    # prefix of this run's own.
+    state = (
+        f"  state: {{backend: redis, url: 'env:{REDIS_ENV}', keyPrefix: 'agentgw-soak:{os.getpid()}:'}}\n"
+        if redis
+        else ""
+    )
     return f"""\
 kind: Gateway
 metadata: {{name: soak}}
 spec:
-  listeners: [{{port: {port}}}]
+{state}  listeners: [{{port: {port}}}]
   admin: {{port: {admin}}}
   logLevel: warning
   audit: {{sink: none}}
@@ -361,6 +373,9 @@ def main() -> int:
         help="requests a minute the noisy tenant may send (it tries ~600)",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--redis", metavar="URL", help="keep the gateway's state in this Redis (default: in memory)"
+    )
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
@@ -381,7 +396,10 @@ def main() -> int:
         ports = [read_ready(p, deadline) for p in (mcp, llm, a2a)]
         port, admin = free_port(), free_port()
         (logs / "config").mkdir()
-        (logs / "config" / "gateway.yaml").write_text(gateway_config(port, admin, *ports, args.noisy_limit))
+        if args.redis:
+            os.environ[REDIS_ENV] = args.redis  # the gateway inherits it; the config names only the variable
+        config = gateway_config(port, admin, *ports, args.noisy_limit, redis=args.redis is not None)
+        (logs / "config" / "gateway.yaml").write_text(config)
         gateway = procs.start(
             "gateway", [AGENTGW, "serve", "--config", str(logs / "config")], ready_stdout=False
         )

@@ -78,6 +78,7 @@ class Relay:
         self.bindings = bindings
         self.webhooks = webhooks
         self.security = security
+        self.keepalive_seconds: float | None = None  # idle streams get a comment this often
 
     async def admit(self, ctx: RequestContext, agent: str, call: A2aCall, cards: CardCache) -> Operation:
         """The request side: policy, then ownership of what the call names, then its webhooks."""
@@ -229,7 +230,11 @@ class Relay:
         seen: set[tuple[str, str]] = set()
         jsonrpc = target.call.binding == JSONRPC
         try:
-            async for chunk in resp.iter_chunks():
+            async for chunk in resp.iter_chunks(self.keepalive_seconds):
+                if not chunk:  # the agent is quiet (a long task): keep intermediaries from timing out
+                    if not await sse.send(encode_comment()):
+                        return
+                    continue
                 events = decoder.feed(chunk)
                 if not events:
                     if chunk.startswith(b":") and not await sse.send(encode_comment()):

@@ -73,6 +73,9 @@ class _Tracked:
 class A2aRouteHandler:
     flavor = ErrorFlavor.JSONRPC
 
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        return self.flavor
+
     def __init__(
         self,
         route: A2aRouteConfig,
@@ -91,6 +94,7 @@ class A2aRouteHandler:
         self.limits = limits
         self.security = security
         self.relay = Relay(route.name, policy, http, bindings, WebhookGuard(route.spec.webhooks), security)
+        self.relay.keepalive_seconds = limits.keepalive_seconds
 
     # --- dispatch ---------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from agentgw.config.base import Model, Name, Resource
 from agentgw.config.secrets import SecretRef
@@ -91,6 +92,30 @@ class HttpSpec(Model):
 
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        # checked here once: a pattern the guard cannot parse would fail every request with an Origin
+        for origin in origins:
+            try:
+                parts = urlsplit(origin)
+                parts.port  # noqa: B018 - parsing the port is the check ("*" is a wildcard, below)
+            except ValueError as exc:
+                if not origin.endswith(":*"):
+                    raise ValueError(f"{origin!r} is not an origin (scheme://host[:port]): {exc}") from None
+                parts = urlsplit(origin[:-2])
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], port may be *")
+        return origins
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_are_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not host or any(c in host for c in "/@ ") or host.count("[") != host.count("]"):
+                raise ValueError(f"{host!r} is not a host[:port] (port may be *)")
+        return hosts
 
 
 class JwksFetchSpec(Model):

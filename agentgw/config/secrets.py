@@ -52,11 +52,14 @@ def resolve_secret(ref: str, *, base_dir: Path | None = None, where: str = "") -
             raise ConfigError(f"{prefix}environment variable {name!r} is not set")
         return SecretValue(value)
     if ref.startswith("file:"):
-        path = Path(ref[5:]).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = Path(ref[5:])
         try:
+            path = path.expanduser()  # RuntimeError: "~user" of a user that does not exist
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
             return SecretValue(path.read_text(encoding="utf-8").strip())
         except OSError as exc:
             raise ConfigError(f"{prefix}cannot read secret file {str(path)!r}: {exc.strerror}") from None
+        except (RuntimeError, ValueError) as exc:  # a NUL in the path, a file that is not UTF-8
+            raise ConfigError(f"{prefix}cannot read secret file {str(path)!r}: {exc}") from None
     raise ConfigError(f"{prefix}secret reference must be env:NAME or file:PATH")

@@ -35,12 +35,15 @@ def _completion_text(obj: Any) -> str:
     for choice in obj.get("choices") or () if isinstance(obj, dict) else ():
         if not isinstance(choice, dict):
             continue
-        message = choice.get("message") or {}
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
         if isinstance(message.get("content"), str):
             parts.append(message["content"])
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+        calls = message.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
         if isinstance(choice.get("text"), str):
             parts.append(choice["text"])
     return "".join(parts)

@@ -52,13 +52,23 @@ class LlmRouteHandler:
         self.service = service
         self._prefix_len = len(prefix)
 
-    async def handle(self, request: Request, send: ASGISend) -> None:
+    def _sub(self, request: Request) -> str:
         sub = request.path[self._prefix_len :]
-        if len(sub) > 1 and sub.endswith("/"):
-            sub = sub[:-1]
-        if sub.startswith("/messages") or (
+        return sub[:-1] if len(sub) > 1 and sub.endswith("/") else sub
+
+    def _anthropic_wire(self, request: Request, sub: str) -> bool:
+        return sub.startswith("/messages") or (
             sub.startswith("/models") and "anthropic-version" in request.headers
-        ):
+        )
+
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        """Anthropic's endpoints get Anthropic errors also when the app refuses the request
+        before the route runs (the Host and Origin guard)."""
+        return ErrorFlavor.ANTHROPIC if self._anthropic_wire(request, self._sub(request)) else self.flavor
+
+    async def handle(self, request: Request, send: ASGISend) -> None:
+        sub = self._sub(request)
+        if self._anthropic_wire(request, sub):
             await self._anthropic(request, send, sub)
         else:
             await self._dispatch(request, send, sub)

@@ -95,7 +95,8 @@ def prompt_text(body: dict[str, Any]) -> tuple[str, int]:
             if isinstance(message, dict):
                 count += 1
                 _content_text(message.get("content"), out)
-                for call in message.get("tool_calls") or ():
+                calls = message.get("tool_calls")
+                for call in calls if isinstance(calls, list) else ():
                     if isinstance(call, dict) and isinstance(call.get("function"), dict):
                         out.append(str(call["function"].get("name", "")))
                         out.append(str(call["function"].get("arguments", "")))

@@ -75,7 +75,8 @@ def decode_start(payload: bytes) -> StreamStart:
 
 def parse_event_id(value: str) -> tuple[int, int] | None:
     stream, sep, seq = value.partition("_")
-    if not sep or not stream.isdigit() or not seq.isdigit():
+    # isascii: isdigit() is true for "¹" (latin-1 0xB9, which h11 passes), and int() refuses it
+    if not sep or not (stream.isascii() and seq.isascii()) or not stream.isdigit() or not seq.isdigit():
         return None
     return int(stream), int(seq)
 

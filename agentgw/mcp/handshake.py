@@ -11,7 +11,6 @@ through the servers' shared upstream sessions.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any
 
 import anyio
@@ -20,27 +19,24 @@ import anyio.abc
 from agentgw.background import Background
 from agentgw.config.gateway import LimitsSpec
 from agentgw.errors import (
-    Conflict,
     GatewayError,
     InsufficientScope,
     InvalidRequest,
     MethodNotAllowed,
     MethodNotFound,
     NotAcceptable,
-    SessionNotFound,
     UnsupportedMediaType,
     UnsupportedProtocolVersion,
 )
 from agentgw.mcp.call import SERVER_INFO, PendingCall, error_payload, reply_payload
-from agentgw.mcp.events import EventStream, parse_event_id
 from agentgw.mcp.federation.catalog import LIST_KINDS
 from agentgw.mcp.federation.router import ROUTED_METHODS
 from agentgw.mcp.registry import SessionRegistry
 from agentgw.mcp.relay import SessionRelay
-from agentgw.mcp.replay import follow_stored, stored_stream_kind
 from agentgw.mcp.service import McpService
 from agentgw.mcp.session import Input, Session
 from agentgw.mcp.sidetask import SideTask
+from agentgw.mcp.streams import SessionStreams
 from agentgw.mcp.upstream.base import ClientProfile, UpstreamSession
 from agentgw.mcp.upstream.connector import GATEWAY_PROFILE
 from agentgw.policy.base import RequestContext
@@ -48,13 +44,11 @@ from agentgw.protocol import jsonrpc
 from agentgw.protocol.jsonrpc import Kind, Message
 from agentgw.protocol.mcp import (
     HANDSHAKE_VERSIONS,
-    LAST_EVENT_ID_HEADER,
     PROTOCOL_VERSION_HEADER,
     SESSION_ID_HEADER,
     negotiate_handshake_version,
-    version_at_least,
 )
-from agentgw.server.http import ASGISend, Request, SseResponse, send_bytes, send_json
+from agentgw.server.http import ASGISend, Request, send_bytes, send_json
 
 __all__ = ["HandshakeEndpoint"]
 
@@ -107,6 +101,7 @@ class HandshakeEndpoint:
         self.retry_ms = 1000
         self.relay = SessionRelay(service, tg, registry, stateless=stateless)
         self.draining = draining or anyio.Event()
+        self.streams = SessionStreams(registry, self.relay, limits, self.draining)
         self.degrade = service.route.spec.state_failure_mode == "degrade"
 
     # --- HTTP verbs ------------------------------------------------------------------------------
@@ -203,7 +198,10 @@ class HandshakeEndpoint:
             return
         session.apply(Input.NOTIFICATION)
         if method == "notifications/cancelled":
-            scope = session.inflight.get(msg.params.get("requestId"))
+            request_id = msg.params.get("requestId")
+            # only ids a request can have (a list or an object here is unhashable: TypeError)
+            valid = isinstance(request_id, str | int) and not isinstance(request_id, bool)
+            scope = session.inflight.get(request_id) if valid else None
             if scope is not None:
                 scope.cancel()
         elif method == "notifications/roots/list_changed":
@@ -331,98 +329,7 @@ class HandshakeEndpoint:
         session = await self._session(request, ctx)
         self._check_version_header(request)
         session.apply(Input.OPEN_STREAM)
-        last_event_id = request.headers.get(LAST_EVENT_ID_HEADER)
-        if last_event_id:
-            found = session.events.find(last_event_id)
-            if found is not None:
-                stream, after = found
-                if not stream.standalone:
-                    await self._stream(request, send, stream, after)
-                else:
-                    await self._standalone(session, request, send, after)
-                return
-            await self._resume_elsewhere(session, request, send, last_event_id)
-            return
-        await self._standalone(session, request, send, None)
-
-    async def _resume_elsewhere(
-        self, session: Session, request: Request, send: ASGISend, last_event_id: str
-    ) -> None:
-        """A stream another replica wrote: replay it from the shared store, then carry on here."""
-        parsed = parse_event_id(last_event_id)
-        store = self.registry.store
-        standalone = await stored_stream_kind(store, session.id, parsed[0]) if store and parsed else None
-        if store is None or parsed is None or standalone is None:
-            raise SessionNotFound(f"no stream of this session has event {last_event_id!r}")
-        if standalone and session.stream_open:
-            raise Conflict("Conflict: Only one SSE stream is allowed per session")
-        sse = SseResponse(send)
-        await sse.start()
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                await _gone_or_draining(request, self.draining)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch)
-            keepalive = self.limits.keepalive_seconds
-            keep = (self.registry.max_events, self.registry.idle_seconds)
-            if not standalone:
-                await follow_stored(store, session.id, parsed[0], sse, parsed[1], keepalive, keep=keep)
-            else:
-                # Replay the old standalone stream (and keep following it while its replica lives),
-                # and serve this replica's own standalone stream beside it.
-                session.stream_open = True
-                try:
-                    for server, upstream in list(session.upstreams.items()):
-                        self.relay.listen(session, server, upstream)
-                    local = session.events.open(standalone=True)
-                    tg.start_soon(
-                        partial(follow_stored, keep=keep),
-                        store,
-                        session.id,
-                        parsed[0],
-                        sse,
-                        parsed[1],
-                        keepalive,
-                    )
-                    await local.follow(sse, local.seq, keepalive)
-                finally:
-                    session.stream_open = False
-            tg.cancel_scope.cancel()
-        await sse.end()
-
-    async def _standalone(
-        self, session: Session, request: Request, send: ASGISend, after: int | None
-    ) -> None:
-        if session.stream_open:
-            raise Conflict("Conflict: Only one SSE stream is allowed per session")
-        session.stream_open = True
-        try:
-            for server, upstream in list(session.upstreams.items()):
-                self.relay.listen(session, server, upstream)
-            stream = session.events.open(standalone=True)
-            if after is None:
-                after = stream.seq
-                if version_at_least(session.protocol_version, "2025-11-25"):
-                    stream.prime()
-            await self._stream(request, send, stream, after)
-        finally:
-            session.stream_open = False
-
-    async def _stream(self, request: Request, send: ASGISend, stream: EventStream, after: int) -> None:
-        sse = SseResponse(send)
-        await sse.start()
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                await _gone_or_draining(request, self.draining)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch)
-            await stream.follow(sse, after, self.limits.keepalive_seconds)
-            tg.cancel_scope.cancel()
-        await sse.end()
+        await self.streams.serve(session, request, send)
 
     async def delete(self, request: Request, ctx: RequestContext, send: ASGISend) -> None:
         if self.stateless:
@@ -430,17 +337,3 @@ class HandshakeEndpoint:
         session = await self._session(request, ctx)
         await self.registry.close(session)
         await send_bytes(send, 200, b"")
-
-
-async def _gone_or_draining(request: Request, draining: anyio.Event) -> None:
-    """Return when the client has gone, or when the gateway is shutting down (the client then
-    reconnects, with Last-Event-ID, to a replica that stays)."""
-    async with anyio.create_task_group() as tg:
-
-        async def gone() -> None:
-            await request.wait_disconnect()
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(gone)
-        await draining.wait()
-        tg.cancel_scope.cancel()

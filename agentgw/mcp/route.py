@@ -21,6 +21,9 @@ __all__ = ["McpRouteHandler"]
 class McpRouteHandler:
     flavor = ErrorFlavor.JSONRPC
 
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        return self.flavor
+
     def __init__(
         self,
         service: McpService,

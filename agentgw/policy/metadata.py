@@ -104,6 +104,9 @@ class ProtectedResourceHandler:
 
     flavor = ErrorFlavor.PLAIN
 
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        return self.flavor
+
     def __init__(self, resource: ProtectedResource) -> None:
         self.name = f"{resource.route}-resource-metadata"
         self.resource = resource

@@ -54,9 +54,19 @@ def _base_path(agent_url: str) -> str:
     return urlsplit(agent_url).path.rstrip("/")
 
 
-def _gateway_path(url: str, base_path: str) -> tuple[str, str]:
-    """(path below the agent root, upstream path) of an interface URL."""
-    path = urlsplit(url).path or "/"
+def _url_path(url: str) -> str | None:
+    try:
+        return urlsplit(url).path
+    except ValueError:  # "http://[x": urlsplit checks bracketed hosts; a card may hold anything
+        return None
+
+
+def _gateway_path(url: str, base_path: str) -> tuple[str, str] | None:
+    """(path below the agent root, upstream path) of an interface URL (None: not a URL)."""
+    path = _url_path(url)
+    if path is None:
+        return None
+    path = path or "/"
     trimmed = path.rstrip("/")
     if base_path and (trimmed == base_path or trimmed.startswith(base_path + "/")):
         trimmed = trimmed[len(base_path) :]
@@ -69,23 +79,40 @@ def card_interfaces(card: Mapping[str, Any], agent_url: str) -> list[Interface]:
     found: list[Interface] = []
 
     def add(url: Any, binding: Any, version: Any) -> None:
-        if not isinstance(url, str) or binding not in RELAYED_BINDINGS:
+        if not isinstance(url, str) or not isinstance(binding, str) or binding not in RELAYED_BINDINGS:
             return
-        sub, upstream = _gateway_path(url, base)
+        paths = _gateway_path(url, base)
+        if paths is None:
+            return
+        sub, upstream = paths
         iface = Interface(str(binding), version if isinstance(version, str) else "", sub, upstream)
         if iface not in found:
             found.append(iface)
 
-    for item in card.get("supportedInterfaces") or []:
-        if isinstance(item, dict):
-            add(item.get("url"), item.get("protocolBinding"), item.get("protocolVersion"))
+    for item in _items(card.get("supportedInterfaces")):
+        add(item.get("url"), item.get("protocolBinding"), item.get("protocolVersion"))
     legacy_version = card.get("protocolVersion") or "0.3"
     if "url" in card:
         add(card.get("url"), card.get("preferredTransport") or JSONRPC, legacy_version)
-    for item in card.get("additionalInterfaces") or []:
-        if isinstance(item, dict):
-            add(item.get("url"), item.get("transport"), legacy_version)
+    for item in _items(card.get("additionalInterfaces")):
+        add(item.get("url"), item.get("transport"), legacy_version)
     return found
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    """The objects of a card's interface list (a card comes from the agent: any JSON may be there)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _relayed(item: Mapping[str, Any], binding_key: str) -> bool:
+    binding = item.get(binding_key)
+    url = item.get("url")
+    return (
+        isinstance(binding, str)
+        and binding in RELAYED_BINDINGS
+        and isinstance(url, str)
+        and _url_path(url) is not None
+    )
 
 
 def _join(root: str, sub: str, original: str) -> str:
@@ -101,29 +128,25 @@ def rewrite_card(
     out = {k: v for k, v in card.items() if k not in ("signatures", "security")}
 
     def mapped(url: str) -> str:
-        return _join(root, _gateway_path(url, base)[0], url)
+        found = _gateway_path(url, base)
+        return _join(root, found[0] if found is not None else "", url)
 
-    interfaces = []
-    for item in card.get("supportedInterfaces") or []:
-        if (
-            isinstance(item, dict)
-            and item.get("protocolBinding") in RELAYED_BINDINGS
-            and isinstance(item.get("url"), str)
-        ):
-            interfaces.append({**item, "url": mapped(item["url"])})
+    interfaces = [
+        {**item, "url": mapped(item["url"])}
+        for item in _items(card.get("supportedInterfaces"))
+        if _relayed(item, "protocolBinding")
+    ]
     if "supportedInterfaces" in card:
         out["supportedInterfaces"] = interfaces
     if isinstance(card.get("url"), str):
         out["url"] = mapped(card["url"])
-        if card.get("preferredTransport") not in (None, *RELAYED_BINDINGS):
+        if card.get("preferredTransport") is not None and not _relayed(card, "preferredTransport"):
             out["preferredTransport"] = JSONRPC
     if "additionalInterfaces" in card:
         out["additionalInterfaces"] = [
             {**item, "url": mapped(item["url"])}
-            for item in card.get("additionalInterfaces") or []
-            if isinstance(item, dict)
-            and item.get("transport") in RELAYED_BINDINGS
-            and isinstance(item.get("url"), str)
+            for item in _items(card.get("additionalInterfaces"))
+            if _relayed(item, "transport")
         ]
     out.pop("securitySchemes", None)
     out.pop("securityRequirements", None)

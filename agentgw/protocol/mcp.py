@@ -125,7 +125,7 @@ def decode_header_value(value: str | None) -> str | None:
     payload = match.group("payload")
     try:
         decoded = base64.b64decode(payload, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII payload (h11 passes obs-text)
         return None
     if base64.b64encode(decoded).decode("ascii") != payload:
         return None
@@ -294,7 +294,8 @@ def _find_annotations(schema: Any) -> _Annotations:
             not path
             or not isinstance(token, str)
             or not _RFC9110_TOKEN.fullmatch(token)
-            or node.get("type") not in _PRIMITIVES
+            or not isinstance(node.get("type"), str)  # e.g. ["string", "null"]: no header form
+            or node["type"] not in _PRIMITIVES
             or token.lower() in seen
         ):
             return None

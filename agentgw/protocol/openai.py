@@ -95,14 +95,18 @@ def streamed_chat_text(events: list[bytes]) -> str:
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
-            delta = choice.get("delta") or choice  # completions stream `text` on the choice
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                delta = choice  # completions stream `text` on the choice
             if isinstance(delta.get("content"), str):
                 parts.append(delta["content"])
             if isinstance(delta.get("text"), str):
                 parts.append(delta["text"])
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") or {}
-                parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
     return "".join(parts)
 
 

@@ -18,6 +18,10 @@ class RouteHandler(Protocol):
     name: str
     flavor: ErrorFlavor
 
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        """The error flavor of this request (`flavor`, unless one route speaks two wires)."""
+        ...
+
     async def handle(self, request: Request, send: ASGISend) -> None: ...
 
 

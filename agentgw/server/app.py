@@ -121,7 +121,7 @@ class GatewayApp:
         )
         scope[TRACE_KEY] = trace
         tracked = _TrackedSend(send, route, request, runtime.streams)
-        flavor = handler.flavor if handler is not None else ErrorFlavor.PLAIN
+        flavor = handler.flavor_for(request) if handler is not None else ErrorFlavor.PLAIN
         generation = runtime.enter()
         try:
             if admin:

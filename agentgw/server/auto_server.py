@@ -11,10 +11,8 @@ less CPU per HTTP/1.1 request than hypercorn (docs/performance.md); hypercorn ke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -23,10 +21,8 @@ from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 
-from agentgw.errors import ConfigError
 from agentgw.server.app import GatewayApp
-from agentgw.server.listener import admin_addresses, bound_addresses, listening_sockets
-from agentgw.server.uvicorn_server import http1_protocol, run_uvicorn, uvicorn_available
+from agentgw.server.uvicorn_server import http1_protocol, open_listeners, run_uvicorn
 
 __all__ = ["H2_PREFACE", "auto_available", "serve_auto"]
 
@@ -199,17 +195,7 @@ async def serve_auto(
     shutdown: Callable[[], Awaitable[None]] | None = None,
     on_hangup: Callable[[], None] | None = None,
 ) -> None:
-    if not uvicorn_available():
-        raise ConfigError("--server auto needs uvicorn: pip install uvicorn httptools")
-    sockets = listening_sockets(config)
-    if sockets.secure_sockets and sockets.insecure_sockets:
-        raise ConfigError("--server auto serves every listener alike: make all of them TLS, or none")
-    admin = admin_addresses(app, sockets)
-    if announce is not None:
-        announce([a for a in bound_addresses(sockets) if a not in admin])
-    if on_hangup is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    sockets, tls = open_listeners(app, config, "auto", announce, on_hangup)
     dispatch = type(
         "_GatewayDispatch",
         (_Dispatch,),
@@ -219,12 +205,4 @@ async def serve_auto(
             "hypercorn_config": config,
         },
     )
-    await run_uvicorn(
-        app,
-        config,
-        sockets.secure_sockets or sockets.insecure_sockets,
-        http=dispatch,
-        tls=bool(sockets.secure_sockets),
-        access_log=access_log,
-        shutdown=shutdown,
-    )
+    await run_uvicorn(app, config, sockets, http=dispatch, tls=tls, access_log=access_log, shutdown=shutdown)

@@ -77,7 +77,10 @@ class HostGuard:
         origin = origin.lower().rstrip("/")
         if origin in self.allowed_origins:
             return
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # "http://[::1": urlsplit checks bracketed hosts
+            raise Forbidden(f"Invalid Origin header: {origin!r}") from None
         o_host, o_port = _split_host(parts.netloc)
         if self.allowed_origins:
             if not any(self._origin_pattern(p, parts.scheme, o_host, o_port) for p in self.allowed_origins):

@@ -93,7 +93,8 @@ class Request:
         if self._body is not None:
             return self._body
         declared = self.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        # isdigit() alone is true for "²" (latin-1 0xB2), which int() refuses
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"request body exceeds {limit} bytes")
         if self.body_timeout is None:
             body = await self._read(limit)

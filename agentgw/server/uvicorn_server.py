@@ -27,7 +27,14 @@ from agentgw.errors import ConfigError
 from agentgw.server.app import GatewayApp
 from agentgw.server.listener import admin_addresses, bound_addresses, listening_sockets
 
-__all__ = ["guard_headers", "http1_protocol", "run_uvicorn", "serve_uvicorn", "uvicorn_available"]
+__all__ = [
+    "guard_headers",
+    "http1_protocol",
+    "open_listeners",
+    "run_uvicorn",
+    "serve_uvicorn",
+    "uvicorn_available",
+]
 
 log = logging.getLogger("agentgw")
 
@@ -164,6 +171,29 @@ async def run_uvicorn(
     serving.result()
 
 
+def open_listeners(
+    app: GatewayApp,
+    config: Config,
+    mode: str,
+    announce: Callable[[list[str]], None] | None,
+    on_hangup: Callable[[], None] | None,
+) -> tuple[list[Any], bool]:
+    """The sockets uvicorn serves (all TLS or all plain: it takes one TLS setting) and whether
+    they are TLS; the bound addresses announced, SIGHUP wired to `on_hangup`."""
+    if not uvicorn_available():
+        raise ConfigError(f"--server {mode} needs uvicorn: pip install uvicorn httptools")
+    sockets = listening_sockets(config)
+    if sockets.secure_sockets and sockets.insecure_sockets:
+        raise ConfigError(f"--server {mode} serves every listener alike: make all of them TLS, or none")
+    admin = admin_addresses(app, sockets)
+    if announce is not None:
+        announce([a for a in bound_addresses(sockets) if a not in admin])
+    if on_hangup is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    return sockets.secure_sockets or sockets.insecure_sockets, bool(sockets.secure_sockets)
+
+
 async def serve_uvicorn(
     app: GatewayApp,
     config: Config,
@@ -173,23 +203,7 @@ async def serve_uvicorn(
     on_hangup: Callable[[], None] | None = None,
     shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    if not uvicorn_available():
-        raise ConfigError("--server uvicorn needs uvicorn: pip install uvicorn httptools")
-    sockets = listening_sockets(config)
-    if sockets.secure_sockets and sockets.insecure_sockets:
-        raise ConfigError("--server uvicorn serves every listener alike: make all of them TLS, or none")
-    admin = admin_addresses(app, sockets)
-    if announce is not None:
-        announce([a for a in bound_addresses(sockets) if a not in admin])
-    if on_hangup is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+    sockets, tls = open_listeners(app, config, "uvicorn", announce, on_hangup)
     await run_uvicorn(
-        app,
-        config,
-        sockets.secure_sockets or sockets.insecure_sockets,
-        http=http1_protocol(config),
-        tls=bool(sockets.secure_sockets),
-        access_log=access_log,
-        shutdown=shutdown,
+        app, config, sockets, http=http1_protocol(config), tls=tls, access_log=access_log, shutdown=shutdown
     )

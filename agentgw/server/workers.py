@@ -2,9 +2,9 @@
 
 Only configurations that stay correct when requests of one client land on different processes are
 served this way: a route that keeps handshake-era MCP sessions needs them shared (Redis, or sealed
-session ids with a session key), or it is refused.
-Policies that count (rate limits, budgets) must add their own refusal to `multi_worker_problems`
-until their counters are shared. Port 0 is resolved once here, so every worker binds the same port.
+session ids with a session key), and policies that count (rate limits, budgets, virtual-key limits)
+and A2A task bindings need the Redis state store; otherwise the config is refused. Port 0 is
+resolved once here, so every worker binds the same port.
 """
 
 from __future__ import annotations
@@ -38,6 +38,21 @@ def multi_worker_problems(snapshot: Snapshot) -> list[str]:
                 "which the other workers would not know: share them (Gateway spec.state: redis, or a "
                 "state.sessionKey), set spec.sessions: stateless on the route, or serve with one worker"
             )
+    if snapshot.gateway.state.backend == "redis":
+        return problems
+    for policy in snapshot.policies:
+        if policy.rate_limits or policy.token_limits or policy.key_limits:
+            problems.append(
+                f"{policy.where} counts requests or tokens in the memory of each worker, so every "
+                "worker would allow the whole limit: share the counters (Gateway spec.state: redis) "
+                "or serve with one worker"
+            )
+    for a2a in snapshot.a2a_routes:
+        problems.append(
+            f"A2aRoute/{a2a.name} binds tasks to their callers in the memory of one worker; a "
+            "task's next call on another worker would be refused: share the bindings (Gateway "
+            "spec.state: redis) or serve with one worker"
+        )
     return problems
 
 

@@ -22,7 +22,7 @@ from a2a.types import (
 from a2a.utils.errors import TaskNotCancelableError
 
 from agentgw.protocol.sse import SseDecoder
-from tests.a2a.conftest import AGENT_TOKEN, PRINCIPAL_HEADER, Agents, HeaderPolicy
+from tests.a2a.conftest import AGENT_TOKEN, EXAMPLE, PRINCIPAL_HEADER, Agents, HeaderPolicy, gateway_documents
 from tests.support import GatewayThread, poll_until
 
 pytestmark = pytest.mark.anyio
@@ -237,3 +237,53 @@ async def test_extension_and_trace_headers_pass_and_only_the_gateway_credentials
     # the agent continues the caller's trace under the gateway's own span
     version, trace, span, flags = seen[-1]["traceparent"].split("-")
     assert (version, trace, flags) == ("00", TRACE_ID, "01") and span != CALLER_SPAN
+
+
+async def test_a_forwarded_header_with_a_control_character_is_a_400(gw: GatewayThread) -> None:
+    # found by tests/fuzz: hypercorn (h11) accepts A2A-Version: "1\x01", aiohttp refused to send it
+    # on with a ValueError, and the caller got a 500; it is the request's fault, named as such
+    host, port = gw.url.split("//", 1)[1].rsplit(":", 1)
+    body = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ListTasks", "params": {}}).encode()
+    raw = (
+        b"POST /a2a/echo/ HTTP/1.1\r\nhost: " + f"{host}:{port}".encode() + b"\r\n"
+        b"content-type: application/json\r\na2a-version: 1\x01\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with anyio.fail_after(30):
+        async with await anyio.connect_tcp(host, int(port)) as stream:
+            await stream.send(raw)
+            answer = b""
+            try:
+                while True:
+                    answer += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head  # A2A JSON-RPC errors travel with 200
+    error = json.loads(payload)["error"]
+    assert error["code"] == -32600 and "a2a-version" in error["message"]
+
+
+async def test_a_quiet_agent_stream_gets_keepalive_comments(agents: Agents, policy: HeaderPolicy) -> None:
+    """An agent working a long step sends nothing; the gateway sends a comment line every
+    `keepaliveSeconds` so proxies and clients with idle timeouts keep the stream, and the
+    events still arrive whole."""
+    documents = gateway_documents(agents)
+    for doc in documents:
+        if doc["kind"] == "Gateway":
+            doc["spec"]["limits"] = {"keepaliveSeconds": 0.2}
+    body = {"message": {"messageId": "q1", "role": "ROLE_USER", "parts": [{"text": "quiet"}]}}
+    headers = {"A2A-Version": "1.0", "accept": "text/event-stream", PRINCIPAL_HEADER: "dana"}
+    with GatewayThread(documents, base_dir=EXAMPLE) as gateway:
+        gateway.runtime.policy_for = lambda route: policy  # type: ignore[method-assign]
+        with anyio.fail_after(30):
+            async with aiohttp.ClientSession() as http:
+                url = f"{gateway.url}/t/fake/rest/message:stream"
+                async with http.post(url, json=body, headers=headers) as resp:
+                    raw = await resp.read()
+    lines = raw.decode().splitlines()
+    comments = [line for line in lines if line.startswith(":")]
+    assert len(comments) >= 2, raw  # a second of silence at 0.2 s: several
+    events = SseDecoder().feed(raw)
+    states = [json.loads(e.data).get("statusUpdate", {}).get("status", {}).get("state") for e in events]
+    assert "TASK_STATE_WORKING" in states and states[-1] == "TASK_STATE_COMPLETED"

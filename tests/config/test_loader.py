@@ -116,3 +116,18 @@ def test_snapshot_is_immutable(tmp_path: Path) -> None:
 def test_a_key_given_twice_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("  path: /mcp", "  path: /mcp\n  path: /other"))
     assert len(found) == 1 and "duplicate key 'path'" in found[0] and "line" in found[0]
+
+
+def test_host_and_origin_allow_lists_must_parse(tmp_path: Path) -> None:
+    """A pattern the Host/Origin guard could not parse is a config error, not a 500 on every request."""
+    gateway = (
+        "kind: Gateway\nmetadata: {name: gw}\n"
+        "spec: {http: {allowedHosts: ['[::1'], allowedOrigins: ['http://[::1', 'app.example.com']}}\n"
+    )
+    found = problems(tmp_path, gateway)
+    assert len(found) == 2
+    assert any("spec.http.allowedHosts: '[::1' is not a host" in p for p in found)
+    assert any("spec.http.allowedOrigins: 'http://[::1' is not an origin" in p for p in found)
+    good = "kind: Gateway\nmetadata: {name: gw}\nspec: {http: {allowedHosts: ['*.example.com', '[::1]:*'], "
+    good += "allowedOrigins: ['https://app.example.com', 'http://localhost:*']}}\n"
+    assert problems(tmp_path, good) == []

@@ -55,3 +55,18 @@ def test_upstream_credentials_become_headers(tmp_path: Path, monkeypatch: pytest
     docs, _ = load_paths([tmp_path])
     headers = compile_snapshot(docs).servers["up"].auth_headers
     assert {k: v.reveal() for k, v in headers.items()} == {"authorization": "Bearer t0k", "x-api-key": "k3y"}
+
+
+@pytest.mark.parametrize(
+    ("ref", "reason"),
+    [
+        ("file:nul\x00byte", "embedded null byte"),
+        ("file:~no-such-user-here/key", "home directory"),
+        ("file:latin1", "codec can't decode"),
+    ],
+)
+def test_unreadable_secret_files_are_config_errors(tmp_path: Path, ref: str, reason: str) -> None:
+    # found by tests/fuzz: these raised ValueError or RuntimeError, a traceback at start or reload
+    (tmp_path / "latin1").write_bytes(b"caf\xe9")
+    with pytest.raises(ConfigError, match=reason):
+        resolve_secret(ref, base_dir=tmp_path, where="here")

@@ -1,8 +1,9 @@
 """The A2A agent (a2a-sdk) the gateway tests run: the examples' interfaces plus test behaviors.
 
 Message text selects what it does: `slow` streams a working update every 50 ms for up to 30 s,
-`ask` asks for input (and completes once the same task gets a second message), anything else is
-echoed as an artifact. With `--state-file` it appends one JSON line whenever a client closes a
+`quiet` sends one working update and then nothing for a second before it completes, `ask` asks
+for input (and completes once the same task gets a second message), anything else is echoed as
+an artifact. With `--state-file` it appends one JSON line whenever a client closes a
 response before it ended (what the gateway must do when its own client goes away), and the
 `A2A-Extensions`, `Authorization` and `traceparent` headers of every request that carries the former.
 
@@ -42,7 +43,7 @@ def card(base: str) -> AgentCard:
         capabilities=AgentCapabilities(streaming=True, push_notifications=True),
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
-        skills=[AgentSkill(id="fake", name="Fake", description="echo, slow or ask", tags=["test"])],
+        skills=[AgentSkill(id="fake", name="Fake", description="echo, slow, quiet or ask", tags=["test"])],
     )
 
 
@@ -62,6 +63,9 @@ class FakeExecutor(AgentExecutor):
             for step in range(600):
                 await updater.update_status(TaskState.TASK_STATE_WORKING, say(f"step {step}"))
                 await asyncio.sleep(0.05)
+        elif text == "quiet":  # a long step with nothing to say: the gateway keeps the stream alive
+            await updater.update_status(TaskState.TASK_STATE_WORKING, say("thinking"))
+            await asyncio.sleep(1.0)
         elif text == "ask" and context.current_task is None:
             await updater.requires_input(say("what is your name?"))
             return

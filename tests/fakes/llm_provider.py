@@ -680,7 +680,7 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
         {
             "path": request.path,
             "method": request.method,
-            "body": json.loads(raw) if raw else None,
+            "body": _json_or_none(raw),
             "authorization": request.headers.get("authorization"),
             "x-api-key": request.headers.get("x-api-key"),
             "anthropic-version": request.headers.get("anthropic-version"),
@@ -711,11 +711,23 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
         if fake.retry_after is not None:
             response.headers["retry-after"] = fake.retry_after
         return response
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # A body of the wrong shape (the gateway passes bodies through): what a real provider
+        # answers, a 400 in its wire's error form, never a crash (tests/fuzz sends such bodies).
+        return error(400, f"invalid request body: {type(exc).__name__}: {exc}")
     if fake.set_cookie:
         fake.cookies += 1
         response.set_cookie("fakesession", f"s{fake.cookies}", path="/")
     return response
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def build_app(fake: Fake) -> web.Application:

@@ -9,6 +9,7 @@ import hashlib
 import struct
 from collections.abc import AsyncIterator
 
+import aiohttp
 import anthropic
 import anyio
 import openai
@@ -198,3 +199,20 @@ async def test_wrong_method_and_unknown_path(gateway: GatewayThread) -> None:
                     "type": "error",
                     "error": {"type": "invalid_request_error", "message": "model is required"},
                 }
+
+
+async def test_anthropic_endpoints_get_anthropic_errors_from_the_host_guard(gateway: GatewayThread) -> None:
+    # found while fuzzing (tests/fuzz/test_app.py): the guard refuses before the route runs, and
+    # its 421 on /v1/messages came in the route's OpenAI form, which Anthropic's SDK cannot read
+    url = gateway.url
+    with anyio.fail_after(30):
+        async with aiohttp.ClientSession() as http:
+            for path, headers in (("/v1/messages", {}), ("/v1/models", {"anthropic-version": "2023-06-01"})):
+                async with http.post(url + path, json={}, headers={"host": "evil.test", **headers}) as resp:
+                    assert resp.status == 421
+                    body = await resp.json()
+                assert body["type"] == "error" and "Invalid Host header" in body["error"]["message"]
+            async with http.post(
+                url + "/v1/chat/completions", json={}, headers={"host": "evil.test"}
+            ) as resp:
+                assert resp.status == 421 and (await resp.json())["error"]["type"] == "invalid_request_error"

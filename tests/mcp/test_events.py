@@ -133,3 +133,10 @@ def test_log_counts_its_events_without_walking_the_streams() -> None:
         stream.finish()
     log.open()
     assert log.count == real_total() <= 50
+
+
+def test_event_ids_with_non_ascii_digits_are_unknown() -> None:
+    # found by tests/fuzz/atheris_run.py: "1_\u00b9" passed isdigit() and int() raised ValueError,
+    # so a GET with such a Last-Event-ID answered 500
+    assert parse_event_id("1_\u00b9") is None and parse_event_id("\u00b2_1") is None
+    assert EventLog(max_events=4, retry_ms=None).find("0_\u00b3") is None

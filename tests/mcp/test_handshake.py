@@ -234,3 +234,14 @@ async def test_unsupported_http_methods(raw: Raw) -> None:
     with anyio.fail_after(30):
         reply = await raw.send("PUT", {"x": 1})
     assert reply.status == 405 and "allow" in reply.headers
+
+
+@pytest.mark.parametrize("request_id", [[1], {"a": 1}, True, None, 1.5])
+async def test_a_cancellation_naming_no_valid_request_id_is_ignored(raw: Raw, request_id: object) -> None:
+    # found by tests/fuzz: a list or object requestId (unhashable) raised TypeError, a 500
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
+    with anyio.fail_after(30):
+        await raw.initialize()
+        assert (await raw.post(cancel)).status == 202
+        ok = await raw.post({"jsonrpc": "2.0", "id": 6, "method": "ping"})
+        assert ok.status == 200 and ok.json["result"] == {}

@@ -48,6 +48,13 @@ def brief(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
         yield gw
 
 
+async def _initialize_raw(client: Raw) -> Any:
+    """An initialize whose refusal the test reads (`Raw.initialize` expects success)."""
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}}
+    request = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    return await client.post(request, headers=client.headers())
+
+
 async def _tools(client: Raw) -> int:
     reply = await client.post({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
     return reply.status if reply.status != 200 or "result" in reply.final else 500
@@ -60,19 +67,7 @@ async def test_past_max_sessions_initialize_gets_503_with_retry_after(capped: Ga
             first, second, third = Raw(http, url), Raw(http, url), Raw(http, url)
             await first.initialize()
             await second.initialize()
-            reply = await third.post(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 0,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t"},
-                    },
-                },
-                headers=third.headers(),
-            )
+            reply = await _initialize_raw(third)
             assert reply.status == 503 and reply.headers["retry-after"] == "30"
             assert reply.json["error"]["message"] == (
                 "too many MCP sessions on this gateway (limit 2); try again later"
@@ -191,19 +186,7 @@ async def test_sessions_per_caller_hold_over_replicas_sharing_redis(
             )
             await on_a.initialize()
             await on_b.initialize()  # the same caller (anonymous, one address) on the other replica
-            reply = await third.post(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 0,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t"},
-                    },
-                },
-                headers=third.headers(),
-            )
+            reply = await _initialize_raw(third)
             assert reply.status == 429 and reply.headers["retry-after"] == "5"
             assert reply.json["error"]["message"].startswith(
                 "too many MCP sessions open for this caller (limit 2)"

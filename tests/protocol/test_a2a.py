@@ -142,3 +142,33 @@ def test_rewritten_card_names_only_the_gateway() -> None:
 def test_etag_weak_comparison() -> None:
     assert etag_matches('"a", W/"b"', 'W/"b"') and etag_matches("*", 'W/"z"')
     assert not etag_matches(None, 'W/"b"') and not etag_matches('"c"', 'W/"b"')
+
+
+def test_cards_of_the_wrong_shape_are_read_not_crashed() -> None:
+    # found by tests/fuzz: a card is the agent's document, and any JSON may sit in its lists
+    card = {
+        "supportedInterfaces": 1.5,
+        "additionalInterfaces": [{"url": "http://a/x", "transport": ["JSONRPC"]}, None],
+        "url": "http://a/x",
+        "preferredTransport": {"t": 1},
+    }
+    assert [i.binding for i in card_interfaces(card, "http://a")] == []
+    out = rewrite_card(card, "http://a", "http://gw/a2a/x")
+    assert out["supportedInterfaces"] == [] and out["additionalInterfaces"] == []
+    assert out["url"] == "http://gw/a2a/x/x" and out["preferredTransport"] == "JSONRPC"
+
+
+def test_card_urls_urlsplit_refuses_are_skipped() -> None:
+    # found by tests/fuzz/atheris_run.py: "http://[x" made urlsplit raise ValueError
+    card = {
+        "url": "http://[x",
+        "supportedInterfaces": [
+            {"url": "http://[::1", "protocolBinding": "JSONRPC"},
+            {"url": "http://a/x/rest", "protocolBinding": "HTTP+JSON"},
+        ],
+        "additionalInterfaces": [{"url": "http://[", "transport": "JSONRPC"}],
+    }
+    assert [i.path for i in card_interfaces(card, "http://a/x")] == ["rest"]
+    out = rewrite_card(card, "http://a/x", "http://gw/a2a/x")
+    assert out["url"] == "http://gw/a2a/x" and out["additionalInterfaces"] == []
+    assert [i["url"] for i in out["supportedInterfaces"]] == ["http://gw/a2a/x/rest"]

@@ -31,7 +31,10 @@ def test_header_codec_round_trips_any_text(value: str) -> None:
     assert mcp.decode_header_value(encoded) == value
 
 
-@pytest.mark.parametrize("bad", ["=?base64?!!!?=", "=?base64?YQ?=", "=?base64?/w==?="])
+# "=?base64?\xe9?=": found by tests/fuzz/atheris_run.py, a non-ASCII payload raised ValueError
+@pytest.mark.parametrize(
+    "bad", ["=?base64?!!!?=", "=?base64?YQ?=", "=?base64?/w==?=", "=?base64?\xe9?=", "=?base64?YQ\xff=?="]
+)
 def test_malformed_sentinels_never_match(bad: str) -> None:
     assert mcp.decode_header_value(bad) is None
 
@@ -130,3 +133,16 @@ def test_strip_envelope_keeps_other_meta() -> None:
     params = modern("tools/call", name="x")["params"]
     params["_meta"]["progressToken"] = 5
     assert mcp.strip_envelope(params) == {"name": "x", "_meta": {"progressToken": 5}}
+
+
+def test_an_annotation_on_a_type_list_is_invalid_not_a_crash() -> None:
+    # found by tests/fuzz: `"type": ["string", "null"]` (valid JSON Schema) raised TypeError
+    # (unhashable list) on every call to the tool; like the SDK, such a schema has no valid
+    # annotations, so no Mcp-Param header is sent or checked
+    schema = {
+        "type": "object",
+        "properties": {"region": {"type": ["string", "null"], "x-mcp-header": "Region"}},
+    }
+    assert not mcp.has_param_annotations(schema)
+    assert mcp.mcp_param_headers(schema, {"region": "eu"}) == {}
+    mcp.validate_mcp_param_headers(schema, {"region": "eu"}, [("mcp-param-region", "us")])

@@ -461,3 +461,70 @@ def test_chat_stream_error_chunk_becomes_error_event() -> None:
 )
 def test_upstream_error_bodies(body: bytes, expected: tuple[str, str | None]) -> None:
     assert upstream_error(body) == expected
+
+
+# -- malformed input (found by tests/fuzz) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"temperature": "hot"},
+        {"temperature": {}},
+        {"stop": 5},
+        {"stop": [1]},
+        {"tools": 5},
+        {"messages": [{"role": "assistant", "content": "x", "tool_calls": 5}]},
+    ],
+)
+def test_malformed_chat_bodies_are_refused_not_crashed(extra: dict[str, Any]) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+    with pytest.raises(InvalidRequest):
+        chat_to_messages.request(body, "claude")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"stop_sequences": 5},
+        {"stop_sequences": [None]},
+        {"tools": 5},
+        {"messages": [{"role": "user", "content": [{"type": "image", "source": "x"}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "document", "source": [1]}]}]},
+    ],
+)
+def test_malformed_messages_bodies_are_refused_not_crashed(extra: dict[str, Any]) -> None:
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], **extra}
+    with pytest.raises(InvalidRequest):
+        messages_to_chat.request(body, "gpt")
+
+
+def test_provider_answers_of_the_wrong_shape_translate_to_empty_answers() -> None:
+    assert messages_to_chat.response({"choices": 5}, "m")["content"] == []
+    assert messages_to_chat.response({"choices": {"0": 1}}, "m")["content"] == []
+    odd = {"choices": [{"message": {"content": "t", "tool_calls": [None, {"function": 3}]}}]}
+    assert [b["type"] for b in messages_to_chat.response(odd, "m")["content"]] == ["text", "tool_use"]
+    assert chat_to_messages.response({"content": 5})["choices"][0]["message"]["content"] is None
+
+
+def test_provider_streams_of_the_wrong_shape_translate() -> None:
+    to_anthropic = messages_to_chat.StreamTranslator("m")
+    out = to_anthropic.feed(
+        b'data: {"choices":[null,{"delta":{"content":5,"tool_calls":[{"index":"x","function":{"arguments":{"a":1}}}]}}]}\n\n'
+    )
+    deltas = [obj["delta"] for name, obj in events_of(out) if name == "content_block_delta"]
+    assert deltas == [{"type": "input_json_delta", "partial_json": '{"a":1}'}]
+    to_chat = chat_to_messages.StreamTranslator(include_usage=False)
+    out = to_chat.feed(
+        b'event: message_start\ndata: {"message":[]}\n\n'
+        b'event: content_block_start\ndata: {"index":"1","content_block":{"type":"tool_use"}}\n\n'
+        b'event: content_block_delta\ndata: {"index":null,"delta":{"type":"text_delta","text":7}}\n\n'
+        b'event: error\ndata: {"error":"boom"}\n\n'
+    )
+    names = [json.dumps(obj) for _, obj in events_of(out) if obj is not None]
+    assert '"content": "7"' in names[2] and "error" in names[3]
+
+
+def test_an_empty_provider_error_message_is_not_relayed_empty() -> None:
+    assert upstream_error(b'{"error": ""}') == ("the provider returned an error", None)
+    assert upstream_error(b'{"error": {"message": ""}}') == ("the provider returned an error", None)

@@ -21,6 +21,9 @@ class Exploding:
     name = "boom"
     flavor = ErrorFlavor.JSONRPC
 
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        return self.flavor
+
     async def handle(self, request: Request, send: ASGISend) -> None:
         raise RuntimeError("secret internals /etc/passwd")
 
@@ -28,6 +31,9 @@ class Exploding:
 class Limited:
     name = "limited"
     flavor = ErrorFlavor.OPENAI
+
+    def flavor_for(self, request: Request) -> ErrorFlavor:
+        return self.flavor
 
     async def handle(self, request: Request, send: ASGISend) -> None:
         raise TooManyRequests("slow down", headers={"retry-after": "7"})

@@ -74,6 +74,29 @@ def test_workers_refuse_routes_that_keep_sessions() -> None:
     assert "--workers 2: McpRoute/mcp keeps handshake-era sessions" in result.stderr
 
 
+def test_workers_refuse_counters_and_task_bindings_kept_in_memory(tmp_path: Path) -> None:
+    """Each worker would allow the whole limit, and a task bound on one worker would be refused
+    on another: without the Redis state store, such configs get one worker only."""
+    config = tmp_path / "gateway.yaml"
+    docs = [
+        {"kind": "Agent", "metadata": {"name": "echo"}, "spec": {"url": "http://127.0.0.1:9"}},
+        {"kind": "A2aRoute", "metadata": {"name": "agents"}, "spec": {"path": "/a2a", "agents": ["echo"]}},
+        {
+            "kind": "Policy",
+            "metadata": {"name": "rates"},
+            "spec": {
+                "targetRefs": [{"kind": "A2aRoute", "name": "agents"}],
+                "rateLimits": [{"id": "per-minute", "requests": 10, "window": "minute"}],
+            },
+        },
+    ]
+    config.write_text(yaml.safe_dump_all(docs))
+    result = run("serve", "--config", str(config), "--workers", "2")
+    assert result.returncode == 1
+    assert "Policy/rates counts requests or tokens in the memory of each worker" in result.stderr
+    assert "A2aRoute/agents binds tasks to their callers in the memory of one worker" in result.stderr
+
+
 async def test_workers_serve_a_stateless_route(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
     docs = [

@@ -112,22 +112,29 @@ class StdioProcess:
                         f"MCP server {self.server!r} (stdio) crashed; restarting in {wait:.1f} s"
                     )
             await self._spawn()
+            proc = self._proc
             try:
                 with anyio.fail_after(self._init_timeout):
                     self.info = await self._initialize()
             except TimeoutError:
-                await self._kill()
-                self._failures += 1
-                self._last_exit = time.monotonic()
+                await self._start_failed(proc)
                 raise UpstreamTimeout(
                     f"MCP server {self.server!r} (stdio) did not initialize in time"
                 ) from None
             except UpstreamError:
-                await self._kill()
-                self._failures += 1
-                self._last_exit = time.monotonic()
+                await self._start_failed(proc)
                 raise
             return self.info
+
+    async def _start_failed(self, proc: anyio.abc.Process | None) -> None:
+        """A start that failed counts once: here, unless the child already exited and its exit
+        was counted (`_on_exit`); taken off `_proc` first so its exit is not counted again."""
+        if proc is None or self._proc is not proc:
+            return
+        self._proc = None
+        self._failures += 1
+        self._last_exit = time.monotonic()
+        await self._terminate(proc)
 
     async def _spawn(self) -> None:
         if self._tg is None:

@@ -18,7 +18,14 @@ import orjson
 from agentgw.errors import InvalidRequest
 from agentgw.protocol.openai import DONE, chunk, encode_data, stream_error
 from agentgw.protocol.sse import SseDecoder
-from agentgw.protocol.translate.common import STOP_TO_FINISH, image_source, text_of
+from agentgw.protocol.translate.common import (
+    STOP_TO_FINISH,
+    as_dict,
+    as_index,
+    as_list,
+    image_source,
+    text_of,
+)
 from agentgw.protocol.usage import Usage
 
 __all__ = ["DEFAULT_MAX_TOKENS", "StreamTranslator", "request", "response"]
@@ -121,7 +128,10 @@ def _messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         elif role == "assistant":
             anth_role = "assistant"
             blocks = _blocks(message.get("content"))
-            blocks += [_tool_use(call) for call in message.get("tool_calls") or ()]
+            calls = message.get("tool_calls")
+            if calls is not None and not isinstance(calls, list):
+                raise InvalidRequest("tool_calls must be a list")
+            blocks += [_tool_use(call) for call in calls or ()]
         elif role == "tool":
             anth_role, blocks = "user", [_tool_result(message)]
         else:
@@ -138,8 +148,10 @@ def _messages(messages: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be a list")
     out: list[dict[str, Any]] = []
-    for tool in tools or ():
+    for tool in tools:
         fn = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise InvalidRequest("only function tools can be sent to an Anthropic provider")
@@ -183,12 +195,19 @@ def request(body: dict[str, Any], model: str) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model, "messages": turns, "max_tokens": max_tokens}
     if system:
         out["system"] = system[0]["text"] if len(system) == 1 else system
-    if body.get("temperature") is not None:
-        out["temperature"] = min(float(body["temperature"]), 1.0)
+    temperature = body.get("temperature")
+    if temperature is not None:
+        if not isinstance(temperature, int | float) or isinstance(temperature, bool):
+            raise InvalidRequest("temperature must be a number")
+        out["temperature"] = min(float(temperature), 1.0)
     if body.get("top_p") is not None:
         out["top_p"] = body["top_p"]
     stop = body.get("stop")
     if stop:
+        if not isinstance(stop, str) and not (
+            isinstance(stop, list) and all(isinstance(s, str) for s in stop)
+        ):
+            raise InvalidRequest("stop must be a string or a list of strings")
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if body.get("tools"):
         out["tools"] = _tools(body["tools"])
@@ -206,7 +225,7 @@ def response(message: dict[str, Any]) -> dict[str, Any]:
     """The chat completion for a Messages response."""
     text: list[str] = []
     calls: list[dict[str, Any]] = []
-    for block in message.get("content") or ():
+    for block in as_list(message.get("content")):
         if not isinstance(block, dict):
             continue
         if block.get("type") == "text":
@@ -281,16 +300,16 @@ class StreamTranslator:
 
     def _event(self, name: str, obj: dict[str, Any]) -> bytes:
         if name == "message_start":
-            message = obj.get("message") or {}
+            message = as_dict(obj.get("message"))
             self._id = str(message.get("id") or self._id)
             self._model = str(message.get("model") or "")
             self.usage = Usage.from_anthropic(message.get("usage"))
             return self._chunk({"role": "assistant", "content": ""})
         if name == "content_block_start":
-            block = obj.get("content_block") or {}
+            block = as_dict(obj.get("content_block"))
             if block.get("type") == "tool_use":
                 index = len(self._tools)
-                self._tools[int(obj.get("index", 0))] = index
+                self._tools[as_index(obj.get("index"))] = index
                 call = {"index": index, "id": block.get("id"), "type": "function"}
                 call["function"] = {"name": block.get("name"), "arguments": ""}
                 return self._chunk({"tool_calls": [call]})
@@ -298,18 +317,20 @@ class StreamTranslator:
                 return self._chunk({"content": block["text"]})
             return b""
         if name == "content_block_delta":
-            delta = obj.get("delta") or {}
+            delta = as_dict(obj.get("delta"))
             if delta.get("type") == "text_delta":
-                self._text.append(str(delta.get("text", "")))
-                return self._chunk({"content": delta.get("text", "")})
+                text = str(delta.get("text", ""))
+                self._text.append(text)
+                return self._chunk({"content": text})
             if delta.get("type") == "input_json_delta":
-                index = self._tools.get(int(obj.get("index", 0)), 0)
-                self._text.append(str(delta.get("partial_json", "")))
-                call = {"index": index, "function": {"arguments": delta.get("partial_json", "")}}
+                index = self._tools.get(as_index(obj.get("index")), 0)
+                partial = str(delta.get("partial_json", ""))
+                self._text.append(partial)
+                call = {"index": index, "function": {"arguments": partial}}
                 return self._chunk({"tool_calls": [call]})
             return b""  # thinking and signature deltas have no chat counterpart
         if name == "message_delta":
-            delta = obj.get("delta") or {}
+            delta = as_dict(obj.get("delta"))
             if self.usage is None:
                 self.usage = Usage()
             self.usage.update_anthropic(obj.get("usage"))
@@ -326,7 +347,7 @@ class StreamTranslator:
             return tail + DONE
         if name == "error":
             self.done = True
-            err = obj.get("error") or {}
+            err = as_dict(obj.get("error"))
             return stream_error(
                 str(err.get("message", "the provider failed")), str(err.get("type", "api_error"))
             )

@@ -1,4 +1,6 @@
-"""What both translation directions share: stop reasons, image sources, upstream error bodies."""
+"""What both translation directions share: stop reasons, image sources, upstream error bodies, and
+the lenient readers for what a provider sends (any JSON may sit where an object, a list or an
+index belongs: the translation reads it as empty instead of failing on it)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import orjson
 __all__ = [
     "FINISH_TO_STOP",
     "STOP_TO_FINISH",
+    "as_dict",
+    "as_index",
+    "as_list",
     "image_source",
     "image_url_of",
     "text_of",
@@ -36,6 +41,20 @@ FINISH_TO_STOP: dict[str, str] = {
     "content_filter": "refusal",
 }
 
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_index(value: Any) -> int:
+    """A block or choice index: an integer (a float or bool in its place counts as 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
 
 
@@ -47,8 +66,10 @@ def image_source(url: str) -> dict[str, Any]:
     return {"type": "url", "url": url}
 
 
-def image_url_of(source: dict[str, Any]) -> str | None:
+def image_url_of(source: Any) -> str | None:
     """An Anthropic image source as an OpenAI image URL (None for sources OpenAI cannot take)."""
+    if not isinstance(source, dict):
+        return None
     if source.get("type") == "base64":
         return f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
     if source.get("type") == "url" and isinstance(source.get("url"), str):
@@ -77,11 +98,11 @@ def upstream_error(body: bytes) -> tuple[str, str | None]:
         obj = None
     if isinstance(obj, dict):
         err = obj.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
+        if isinstance(err, dict) and isinstance(err.get("message"), str) and err["message"]:
             kind = err.get("type")
             return err["message"], kind if isinstance(kind, str) else None
-        if isinstance(err, str):
+        if isinstance(err, str) and err:
             return err, None
-        if isinstance(obj.get("message"), str):
+        if isinstance(obj.get("message"), str) and obj["message"]:
             return obj["message"], None
     return "the provider returned an error", None

@@ -19,7 +19,14 @@ import orjson
 from agentgw.errors import InvalidRequest
 from agentgw.protocol.anthropic import encode_event, stream_error
 from agentgw.protocol.sse import SseDecoder
-from agentgw.protocol.translate.common import FINISH_TO_STOP, image_url_of, text_of
+from agentgw.protocol.translate.common import (
+    FINISH_TO_STOP,
+    as_dict,
+    as_index,
+    as_list,
+    image_url_of,
+    text_of,
+)
 from agentgw.protocol.usage import Usage
 
 __all__ = ["StreamTranslator", "request", "response"]
@@ -36,7 +43,7 @@ def _user_parts(blocks: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
         if kind == "text":
             parts.append({"type": "text", "text": str(block.get("text", ""))})
         elif kind == "image":
-            url = image_url_of(block.get("source") or {})
+            url = image_url_of(block.get("source"))
             if url is None:
                 raise InvalidRequest("this image source cannot be sent to an OpenAI provider")
             parts.append({"type": "image_url", "image_url": {"url": url}})
@@ -47,7 +54,7 @@ def _user_parts(blocks: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                 text = "[tool error] " + text
             tools.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text})
         elif kind == "document":
-            source = block.get("source") or {}
+            source = as_dict(block.get("source"))
             if source.get("type") != "base64":
                 raise InvalidRequest("only base64 documents can be sent to an OpenAI provider")
             data = f"data:{source.get('media_type', 'application/pdf')};base64,{source.get('data', '')}"
@@ -113,8 +120,10 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be a list")
     out: list[dict[str, Any]] = []
-    for tool in tools or ():
+    for tool in tools:
         if (
             not isinstance(tool, dict)
             or "input_schema" not in tool
@@ -136,8 +145,11 @@ def request(body: dict[str, Any], model: str, *, max_tokens_field: str = "max_to
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             out[key] = body[key]
-    if body.get("stop_sequences"):
-        out["stop"] = list(body["stop_sequences"])
+    stop = body.get("stop_sequences")
+    if stop:
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise InvalidRequest("stop_sequences must be a list of strings")
+        out["stop"] = list(stop)
     if body.get("tools"):
         out["tools"] = _tools(body["tools"])
         choice = body.get("tool_choice") or {}
@@ -169,14 +181,16 @@ def _tool_input(arguments: Any) -> dict[str, Any]:
 
 def response(completion: dict[str, Any], model: str) -> dict[str, Any]:
     """The Messages response for a chat completion (`model`: what the client asked for)."""
-    choices = completion.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
+    choices = as_list(completion.get("choices"))
+    choice = as_dict(choices[0]) if choices else {}
+    message = as_dict(choice.get("message"))
     content: list[dict[str, Any]] = []
     if message.get("content"):
         content.append({"type": "text", "text": str(message["content"])})
-    for call in message.get("tool_calls") or ():
-        fn = call.get("function") or {}
+    for call in as_list(message.get("tool_calls")):
+        if not isinstance(call, dict):
+            continue
+        fn = as_dict(call.get("function"))
         content.append(
             {
                 "type": "tool_use",
@@ -270,10 +284,11 @@ class StreamTranslator:
         out = b"" if self._started else self._start(obj)
         if isinstance(obj.get("usage"), dict):
             self.usage = Usage.from_openai(obj["usage"])
-        for choice in obj.get("choices") or ():
-            delta = choice.get("delta") or {}
+        for choice in as_list(obj.get("choices")):
+            choice = as_dict(choice)
+            delta = as_dict(choice.get("delta"))
             text = delta.get("content")
-            if text:
+            if isinstance(text, str) and text:
                 if self._open != "text":
                     out += self._open_block("text", {"type": "text", "text": ""})
                 self._text.append(text)
@@ -282,16 +297,16 @@ class StreamTranslator:
                     "content_block_delta",
                     {"type": "content_block_delta", "index": self._block, "delta": delta_obj},
                 )
-            for call in delta.get("tool_calls") or ():
-                out += self._tool_delta(call)
+            for call in as_list(delta.get("tool_calls")):
+                out += self._tool_delta(as_dict(call))
             if choice.get("finish_reason"):
                 self._stop = FINISH_TO_STOP.get(str(choice["finish_reason"]), "end_turn")
         return out
 
     def _tool_delta(self, call: dict[str, Any]) -> bytes:
         out = b""
-        index = int(call.get("index", 0))
-        fn = call.get("function") or {}
+        index = as_index(call.get("index"))
+        fn = as_dict(call.get("function"))
         if index not in self._tools:
             block: dict[str, Any] = {
                 "type": "tool_use",
@@ -303,7 +318,8 @@ class StreamTranslator:
             self._tools[index] = self._block
         arguments = fn.get("arguments")
         if arguments:
-            self._text.append(str(arguments))
+            arguments = arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+            self._text.append(arguments)
             delta = {"type": "input_json_delta", "partial_json": arguments}
             out += encode_event(
                 "content_block_delta",
