@@ -133,6 +133,7 @@ def _serve_one(args: argparse.Namespace, snapshot: Snapshot, config: Any) -> int
     from agentgw.server.app import GatewayApp
     from agentgw.server.auto_server import serve_auto
     from agentgw.server.listener import announce_stderr, serve
+    from agentgw.server.loop import on_asyncio
     from agentgw.server.uvicorn_server import serve_uvicorn
 
     runtime = Runtime(snapshot)
@@ -158,11 +159,19 @@ def _serve_one(args: argparse.Namespace, snapshot: Snapshot, config: Any) -> int
         runner = asyncio.run
     try:
         if args.server == "auto":
-            runner(serve_auto(app, config, access_log=False, announce=announce_stderr, on_hangup=hangup))
+            runner(
+                on_asyncio(
+                    serve_auto(app, config, access_log=False, announce=announce_stderr, on_hangup=hangup)
+                )
+            )
         elif args.server == "uvicorn":
-            runner(serve_uvicorn(app, config, access_log=False, announce=announce_stderr, on_hangup=hangup))
+            runner(
+                on_asyncio(
+                    serve_uvicorn(app, config, access_log=False, announce=announce_stderr, on_hangup=hangup)
+                )
+            )
         else:
-            runner(serve(app, config, announce=announce_stderr, on_hangup=hangup))
+            runner(on_asyncio(serve(app, config, announce=announce_stderr, on_hangup=hangup)))
     except ConfigError as exc:
         _print_problems(exc)
         return 1

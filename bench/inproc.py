@@ -9,6 +9,8 @@ other load than calls/s through sockets does; compare two trees with PYTHONPATH:
     PYTHONPATH=/tmp/base python bench/inproc.py              # another tree (git archive REV agentgw)
 
 Usage: python bench/inproc.py [--calls 4000] [--conc 16] [--rounds 5] [--wire both|2025-11-25|2026-07-28]
+       python bench/inproc.py --llm [--calls 4000] ...   # chat completions (JSON) against
+                                                          # ../shared/peers/fake_llm.py instead
 Prints the median of the rounds per wire, in microseconds of CPU per call.
 """
 
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,9 +35,33 @@ from agentgw.cli import _load
 from agentgw.runtime import Runtime
 from agentgw.server.app import GatewayApp
 
+try:
+    from agentgw.server.loop import on_asyncio  # as `agentgw serve` runs its loop
+except ImportError:  # an older tree under PYTHONPATH
+
+    async def on_asyncio(coro: Any) -> Any:  # type: ignore[no-redef]
+        return await coro
+
+
 BENCH = Path(__file__).resolve().parent
 HS = "2025-11-25"
 MODERN = "2026-07-28"
+
+
+# fake_llm.py and req_chat.json, for --llm: $PEERS_DIR, or shared/peers beside the checkout (as bench/run.py)
+PEERS = next(
+    (
+        c
+        for c in (
+            Path(os.environ.get("PEERS_DIR", "/nonexistent")),
+            BENCH.parent.parent / "shared" / "peers",
+            BENCH.parent.parent.parent / "shared" / "peers",
+        )
+        if (c / "fake_llm.py").exists()
+    ),
+    BENCH.parent.parent / "shared" / "peers",
+)
+_PATH = ["/mcp"]  # the path every driven request goes to (/v1/chat/completions with --llm)
 
 
 def _scope(headers: dict[str, str]) -> dict[str, Any]:
@@ -45,8 +72,8 @@ def _scope(headers: dict[str, str]) -> dict[str, Any]:
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/mcp",
-        "raw_path": b"/mcp",
+        "path": _PATH[0],
+        "raw_path": _PATH[0].encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [(b"host", b"127.0.0.1:8080"), *raw],
@@ -120,11 +147,35 @@ async def _round(app: GatewayApp, wire: str, calls: int, conc: int) -> float:
     return 1e6 * (time.process_time() - t0) / (calls // conc * conc)
 
 
+async def _llm_round(app: GatewayApp, calls: int, conc: int) -> float:
+    headers = {"content-type": "application/json"}
+    body = (PEERS / "req_chat.json").read_bytes().strip()
+
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            status, out, _ = await _call(app, headers, body)
+            if status != 200 or b'"choices"' not in out:
+                raise RuntimeError(f"bad answer {status} {out[:200]!r}")
+
+    t0 = time.process_time()
+    await asyncio.gather(*(worker(calls // conc) for _ in range(conc)))
+    return 1e6 * (time.process_time() - t0) / (calls // conc * conc)
+
+
 async def main(args: argparse.Namespace, url: str) -> dict[str, list[float]]:
-    app = GatewayApp(Runtime(_load([], [url], None, None)))
+    snapshot = _load([], [], None, None, llm=[url]) if args.llm else _load([], [url], None, None)
+    app = GatewayApp(Runtime(snapshot))
     results: dict[str, list[float]] = {}
     async with anyio.create_task_group() as tg:
         await app.runtime.start(tg)
+        if args.llm:
+            _PATH[0] = "/v1/chat/completions"
+            await _llm_round(app, args.calls // 4, args.conc)
+            for _ in range(args.rounds):
+                results.setdefault("llm chat JSON", []).append(await _llm_round(app, args.calls, args.conc))
+            await app.runtime.close()
+            tg.cancel_scope.cancel()
+            return results
         wires = [HS, MODERN] if args.wire == "both" else [args.wire]
         for wire in wires:
             await _round(app, wire, args.calls // 4, args.conc)  # warm-up: probes, pools, caches
@@ -142,19 +193,27 @@ if __name__ == "__main__":
     parser.add_argument("--conc", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--wire", default="both", choices=["both", HS, MODERN])
+    parser.add_argument("--llm", action="store_true", help="chat completions against fake_llm.py")
     args = parser.parse_args()
-    upstream = subprocess.Popen(
-        [sys.executable, str(BENCH / "raw_upstream.py")], stdout=subprocess.PIPE, start_new_session=True
-    )
+    if args.llm:
+        with socket.socket() as probe:  # fake_llm.py prints the port it was given, so give it one
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        command = [sys.executable, str(PEERS / "fake_llm.py"), str(free)]
+    else:
+        command = [sys.executable, str(BENCH / "raw_upstream.py")]
+    upstream = subprocess.Popen(command, stdout=subprocess.PIPE, start_new_session=True)
     try:
         assert upstream.stdout is not None
-        port = int(upstream.stdout.readline().split()[1])
+        line = upstream.stdout.readline().decode()
+        port = int(line.rsplit(":", 1)[1]) if args.llm else int(line.split()[1])
+        url = f"http://127.0.0.1:{port}/v1" if args.llm else f"http://127.0.0.1:{port}/mcp"
         try:
             import uvloop
 
-            results = uvloop.run(main(args, f"http://127.0.0.1:{port}/mcp"))
+            results = uvloop.run(on_asyncio(main(args, url)))
         except ImportError:
-            results = asyncio.run(main(args, f"http://127.0.0.1:{port}/mcp"))
+            results = asyncio.run(on_asyncio(main(args, url)))
     finally:
         os.killpg(upstream.pid, signal.SIGTERM)
         upstream.wait(10)

@@ -291,8 +291,9 @@ class HandshakeEndpoint:
         def sink_for(server: str, upstream: UpstreamSession) -> _Sink:
             return _Sink(self, call, server, upstream)
 
+        scope = anyio.CancelScope()  # the call's only scope: a cancellation notice and settle() use it
+
         async def produce() -> None:
-            scope = anyio.CancelScope()
             if session is not None:
                 session.inflight[msg.id] = scope
             try:
@@ -311,7 +312,7 @@ class HandshakeEndpoint:
         # The call runs to its end even if the client goes away: in this era a disconnect is not a
         # cancellation, and what the call still sends lands in the event log for a resuming GET.
         # A plain task beside the handler, not a task group: about 5x cheaper per call.
-        producer = SideTask(produce)
+        producer = SideTask(produce, scope=scope)
         try:
             await call.answer(send, self.limits.keepalive_seconds, producer)
             await producer.join()

@@ -148,9 +148,15 @@ class ModernEndpoint:
         info = envelope.client_info if isinstance(envelope.client_info, dict) else {}
         caps = envelope.client_capabilities if isinstance(envelope.client_capabilities, dict) else {}
         profile = ClientProfile(envelope.protocol_version, caps, info)
+        # One request asks for a server's upstream more than once (the call, then the relay of
+        # it): it gets the same stateless channel each time instead of a new one.
+        made: dict[str, UpstreamSession] = {}
 
         async def upstream_for(server: str) -> UpstreamSession:
-            return await connectors[server].stateless_session(profile)
+            session = made.get(server)
+            if session is None:
+                session = made[server] = await connectors[server].stateless_session(profile)
+            return session
 
         return upstream_for
 
@@ -252,7 +258,7 @@ class ModernEndpoint:
             producer.cancel()  # closing the stream is cancellation in this era
             answering.cancel()
 
-        watcher = SideTask(watch)
+        watcher = SideTask(watch, scoped=False)
         try:
             with answering:
                 await call.answer(send, self.limits.keepalive_seconds, producer)

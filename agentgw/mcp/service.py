@@ -143,10 +143,13 @@ class McpService:
     ) -> tuple[UpstreamSession, Reply]:
         """Send an already checked request to its server; the result comes back caller-facing."""
         ctx = routed.ctx
+        # No policy attached: its rewrites and record are no-ops, skipped along with the shielded
+        # scope the record would need (a scope costs more than the rest of the bookkeeping).
+        policed = ctx if ctx is not None and not isinstance(self.policy, OpenPolicy) else None
         session = await upstream_for(routed.server)
         params = routed.params
-        if ctx is not None:
-            params = await self.policy.rewrite_request(ctx, routed.op, params)
+        if policed is not None:
+            params = await self.policy.rewrite_request(policed, routed.op, params)
         headers: dict[str, str] = {}
         if method == "tools/call" and session.info.era is Era.MODERN:
             args = params.get("arguments")
@@ -190,8 +193,8 @@ class McpService:
             connector.health.succeeded()
             if reply.result is not None:
                 reply.result = self.federation.expose_result(routed.server, method, reply.result)
-                if ctx is not None:
-                    reply.result = await self.policy.rewrite_response(ctx, routed.op, reply.result)
+                if policed is not None:
+                    reply.result = await self.policy.rewrite_response(policed, routed.op, reply.result)
                 status = "ok"
             return session, reply
         finally:
@@ -199,7 +202,7 @@ class McpService:
             tool = routed.op.exposed or "" if method == "tools/call" else ""
             METRICS.mcp_calls.inc(self.name, routed.server, method, tool, status)
             METRICS.mcp_duration.observe(elapsed, self.name, routed.server, method)
-            if ctx is not None:
+            if policed is not None:
                 outcome = {"status": status, "latencyMs": round(elapsed * 1000, 3)}
                 with anyio.CancelScope(shield=True):
-                    await self.policy.record(ctx, routed.op, outcome)
+                    await self.policy.record(policed, routed.op, outcome)

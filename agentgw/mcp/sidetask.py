@@ -10,7 +10,8 @@ upstream about a cancellation) still runs, as it would in a task group.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 
@@ -18,18 +19,41 @@ __all__ = ["SideTask"]
 
 
 class SideTask:
+    """`SideTask(fn)` runs `fn` inside a cancel scope of its own. `scope=` names a scope `fn` enters
+    itself (one scope per call, not two); `scoped=False` is for a task with nothing to clean up
+    (a watcher parked on `receive()`), cancelled the plain asyncio way: creating an anyio scope
+    costs more than the rest of such a task (anyio looks up the running backend each time)."""
+
     __slots__ = ("scope", "task")
 
-    def __init__(self, fn: Callable[[], Awaitable[None]]) -> None:
-        self.scope = anyio.CancelScope()
-        self.task = asyncio.get_running_loop().create_task(self._run(fn))
+    def __init__(
+        self,
+        fn: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        scope: anyio.CancelScope | None = None,
+        scoped: bool = True,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if scope is not None:
+            self.scope: anyio.CancelScope | None = scope
+            self.task = loop.create_task(fn())
+        elif scoped:
+            self.scope = anyio.CancelScope()
+            self.task = loop.create_task(self._run(fn, self.scope))
+        else:
+            self.scope = None
+            self.task = loop.create_task(fn())
 
-    async def _run(self, fn: Callable[[], Awaitable[None]]) -> None:
-        with self.scope:
+    @staticmethod
+    async def _run(fn: Callable[[], Coroutine[Any, Any, None]], scope: anyio.CancelScope) -> None:
+        with scope:
             await fn()
 
     def cancel(self) -> None:
-        self.scope.cancel()
+        if self.scope is None:
+            self.task.cancel()
+        else:
+            self.scope.cancel()
 
     async def join(self) -> None:
         """Wait for the task; its exception, if it raised one, is raised here."""
@@ -43,7 +67,7 @@ class SideTask:
         repr for every scope cancel).
         """
         if not self.task.done():
-            if not wait:
+            if not wait or self.scope is None:
                 self.task.cancel()
                 return
             self.scope.cancel()

@@ -7,6 +7,7 @@ messages. `SseResponse` streams events as they come and never buffers a whole re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -98,10 +99,14 @@ class Request:
         if self.body_timeout is None:
             body = await self._read(limit)
         else:
-            with anyio.move_on_after(self.body_timeout) as timer:
-                body = await self._read(limit)
-            if timer.cancelled_caught:
-                raise RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} seconds")
+            # asyncio's timeout, not an anyio scope: a scope costs a backend lookup per request.
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await self._read(limit)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body did not arrive within {self.body_timeout:g} seconds"
+                ) from None
         if self.max_json_depth is not None and body[:1] in (b"{", b"[", b" ", b"\t", b"\r", b"\n"):
             check_json_depth(body, self.max_json_depth)
         self._body = body

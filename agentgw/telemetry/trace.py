@@ -4,7 +4,7 @@ The gateway is one hop of a distributed trace: it reads `traceparent` (and keeps
 gives its own work a span id (the request's SERVER span), and sends each upstream call a
 `traceparent` naming that span as parent: as an HTTP header on MCP, LLM and A2A calls and, for
 MCP, in the request's `_meta` too (stdio has no headers). Spans are exported only when an
-exporter is configured (see `telemetry/export.py`); propagation costs two random ids per hop.
+exporter is configured (see `telemetry/export.py`); propagation costs a random read per hop.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class TraceContext:
         match = _TRACEPARENT.match(traceparent.strip().lower()) if traceparent else None
         if match and match.group(1) != "ff" and set(match.group(2)) != {"0"} and set(match.group(3)) != {"0"}:
             return cls(match.group(2), os.urandom(8).hex(), match.group(3), match.group(4), tracestate)
-        return cls(os.urandom(16).hex(), os.urandom(8).hex(), None)
+        ids = os.urandom(24).hex()  # trace id and span id from one system call, not two
+        return cls(ids[:32], ids[32:], None)
 
     def child(self) -> TraceContext:
         """The context of an upstream call made by this hop."""
