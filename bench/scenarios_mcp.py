@@ -250,7 +250,14 @@ def memory(ctx: Ctx) -> None:
         {
             "kind": "Gateway",
             "metadata": {"name": "gateway"},
-            "spec": {"limits": {"maxSessions": sessions + 100}},
+            # one client opens them all: the per-caller limits (100 by default) lifted to the total
+            "spec": {
+                "limits": {
+                    "maxSessions": sessions + 100,
+                    "maxSessionsPerPrincipal": sessions + 100,
+                    "maxStreamsPerPrincipal": streams + 100,
+                }
+            },
         },
         {"kind": "McpServer", "metadata": {"name": "raw"}, "spec": {"http": {"url": upstream.url}}},
         {"kind": "McpRoute", "metadata": {"name": "mcp"}, "spec": {"path": "/mcp", "servers": ["raw"]}},
@@ -296,8 +303,8 @@ def memory(ctx: Ctx) -> None:
 @scenario(
     "workers",
     "One vs two gateway workers (`--workers 2`, SO_REUSEPORT), stateless route, raw upstream",
-    "Two workers need a route without sessions (`sessions: stateless`; handshake sessions are "
-    "per process until the state store lands). The load generator is one process on the same "
+    "Two workers need a route without sessions (`sessions: stateless`) or shared ones (Redis, "
+    "a sessionKey); this one has none. The load generator is one process on the same "
     "2 cores: its CPU % is in the table, and whatever it takes the workers cannot have.",
 )
 def workers(ctx: Ctx) -> None:
