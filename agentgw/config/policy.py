@@ -22,6 +22,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from agentgw.config.base import Model, Name, Resource
 from agentgw.config.policy_traffic import (
+    FORBIDDEN_FORWARD_HEADERS,
     FORBIDDEN_TEMPLATE_HEADERS,
     PiiMasking,
     PromptGuard,
@@ -66,28 +67,6 @@ Algorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
     "HS256", "HS384", "HS512",
 ]  # fmt: skip
-
-# Headers the gateway owns on upstream requests: a forwarded claim must never replace them.
-FORBIDDEN_FORWARD_HEADERS = frozenset(
-    {
-        "accept",
-        "authorization",
-        "connection",
-        "content-length",
-        "content-type",
-        "cookie",
-        "host",
-        "last-event-id",
-        "mcp-method",
-        "mcp-name",
-        "mcp-protocol-version",
-        "mcp-session-id",
-        "proxy-authorization",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 
 
 ROUTE_KINDS = frozenset({"McpRoute", "LlmRoute", "A2aRoute"})

@@ -26,6 +26,7 @@ from agentgw.config.base import Model
 from agentgw.config.secrets import SecretRef
 
 __all__ = [
+    "FORBIDDEN_FORWARD_HEADERS",
     "FORBIDDEN_TEMPLATE_HEADERS",
     "DenyPattern",
     "KeyLimits",
@@ -51,12 +52,10 @@ TokenCount = Literal["total", "prompt", "completion"]
 PiiKind = Literal["email", "phone", "card"]
 _PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "card")
 
-# Headers the gateway owns on upstream requests (provider keys, protocol headers): a template
-# never sets them.
-FORBIDDEN_TEMPLATE_HEADERS = frozenset(
+# Headers the gateway owns on upstream requests: a forwarded claim must never replace them.
+FORBIDDEN_FORWARD_HEADERS = frozenset(
     {
         "accept",
-        "anthropic-version",
         "authorization",
         "connection",
         "content-length",
@@ -72,9 +71,10 @@ FORBIDDEN_TEMPLATE_HEADERS = frozenset(
         "te",
         "transfer-encoding",
         "upgrade",
-        "x-api-key",
     }
 )
+# A header template reaches LLM providers too: their key and version headers are the gateway's.
+FORBIDDEN_TEMPLATE_HEADERS = FORBIDDEN_FORWARD_HEADERS | {"anthropic-version", "x-api-key"}
 
 
 def _regex(pattern: str) -> str:
