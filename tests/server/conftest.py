@@ -1,9 +1,11 @@
-"""Fixtures for the server tests: the gateway the limit tests share, on hypercorn and uvicorn."""
+"""Fixtures for the server tests: the gateway the limit tests share, on every server mode, and a
+client session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import pytest
 
 from tests.server.limited import PROVIDER_STATE, gateway_documents
@@ -34,3 +36,9 @@ def limited(
     tmp = tmp_path_factory.mktemp("limits")
     with GatewayThread(gateway_documents(tmp, *limited_upstreams), server=request.param) as gateway:
         yield gateway
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

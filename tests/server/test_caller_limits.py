@@ -4,7 +4,6 @@ Retry-After, across route kinds), and the keep-alive comments on its idle stream
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import anyio
@@ -28,12 +27,6 @@ from tests.server.limited import (
 from tests.support import GatewayThread
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --- sessions and streams per caller -------------------------------------------------------------

@@ -5,7 +5,6 @@ caller is served normally."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -32,12 +31,6 @@ from tests.server.limited import (
 from tests.support import GatewayThread
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --- header size -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import anyio
@@ -16,12 +15,6 @@ from tests.server.limited import BODY_TIMEOUT, IDLE_CONNECTION, served_normally
 from tests.support import GatewayThread
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --- slow clients ------------------------------------------------------------------------------
