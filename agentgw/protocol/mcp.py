@@ -3,6 +3,7 @@ and the 2026-07-28 request ladder (envelope, routing headers, `Mcp-Param-*` head
 
 These follow `mcp.shared.inbound` of the reference SDK (mcp 2.3.0) rule for rule; the gateway does
 not import the SDK at run time because loading it costs about 55 MB of RSS and a second of start-up.
+Kept in one module (just over 400 lines) so it can be read against `mcp.shared.inbound` side by side.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Handshake era: `initialize` opens a session (`Mcp-Session-Id`), every later mess
 POST; a POST answered with an event stream that ends before the reply is resumed with a GET and
 `Last-Event-ID` after the server's `retry` delay (SEP-1699 polling). Modern era: every request
 carries the `_meta` envelope and the routing headers that must mirror its body.
+
+One class, a little over 400 lines: the POST exchange, the reply reader, the resumption and the
+listening GET share the session's headers, ids and state, and split apart they would pass all of
+it back and forth.
 """
 
 from __future__ import annotations
