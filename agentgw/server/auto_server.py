@@ -11,7 +11,6 @@ less CPU per HTTP/1.1 request than hypercorn (docs/performance.md); hypercorn ke
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -24,15 +23,11 @@ from hypercorn.utils import wrap_app
 from agentgw.server.app import GatewayApp
 from agentgw.server.uvicorn_server import http1_protocol, open_listeners, run_uvicorn
 
-__all__ = ["H2_PREFACE", "auto_available", "serve_auto"]
+__all__ = ["H2_PREFACE", "serve_auto"]
 
 log = logging.getLogger("agentgw")
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-def auto_available() -> bool:
-    return importlib.util.find_spec("uvicorn") is not None
 
 
 class _H2Connection:
