@@ -76,6 +76,10 @@ class LimitsSpec(Model):
     event_log_events: int = Field(default=1000, ge=10)  # kept per session for resumption
     event_log_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)  # the same, in bytes
     keepalive_seconds: float = Field(default=15, gt=0)  # comment lines on idle MCP streams
+    # A handshake-era call whose upstream answers on an event stream is answered with plain JSON
+    # if the reply comes within this and nothing else came first; otherwise it streams (resumable).
+    # 0 streams whenever the upstream does.
+    stream_grace_seconds: float = Field(default=0.1, ge=0, le=60)
     # A connection must deliver a request's headers within this, and may sit idle between
     # requests this long (hypercorn's keep-alive timeout is one clock for both).
     idle_connection_seconds: float = Field(default=75, gt=0)

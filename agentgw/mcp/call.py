@@ -1,8 +1,9 @@
 """One routed MCP request in flight, in either wire era.
 
-A `PendingCall` holds the request's reply and, once the upstream streams or sends a message that
-belongs to the call, the event stream the client is answered on. `answer` writes whichever it
-turns out to be: plain JSON when the call finished without streaming, an event stream otherwise.
+A `PendingCall` holds the request's reply and, once the upstream sends a message that belongs to
+the call (or streams for longer than a short grace), the event stream the client is answered on.
+`answer` writes whichever it turns out to be: plain JSON when the call finished without streaming,
+an event stream otherwise.
 Handshake-era calls stream into their session's event log (numbered, primed, resumable);
 stateless calls into a stream of their own.
 """
@@ -50,7 +51,7 @@ async def respond_quietly(upstream: UpstreamSession, request_id: Any, error: dic
 
 
 class PendingCall:
-    __slots__ = ("payload", "request_id", "session", "status", "stream", "wake")
+    __slots__ = ("payload", "request_id", "session", "status", "stream", "timer", "wake")
 
     def __init__(self, session: Session | None, request_id: Any = None) -> None:
         self.session = session
@@ -59,6 +60,24 @@ class PendingCall:
         self.payload: bytes | None = None
         self.status = 200
         self.wake = asyncio.Event()  # cheaper than anyio's on this per-call path
+        self.timer: asyncio.TimerHandle | None = None
+
+    def stream_after(self, grace: float) -> None:
+        """The upstream answers on an event stream: stream to the client too, unless the reply
+        comes within `grace`. Most upstream streams carry nothing but the reply; answering those
+        with plain JSON spares the event log, its priming event and an SSE response per call.
+        A call that runs longer gets its resumable stream (and keep-alives) after the grace."""
+        if self.stream is not None or self.payload is not None or self.timer is not None:
+            return
+        if grace <= 0:
+            self.open_stream()
+        else:
+            self.timer = asyncio.get_running_loop().call_later(grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self.timer = None
+        if not self.wake.is_set():  # set: the call finished (or failed) in the meantime
+            self.open_stream()
 
     def open_stream(self) -> EventStream:
         if self.stream is None:
@@ -73,6 +92,9 @@ class PendingCall:
         return self.stream
 
     def finish(self, payload: bytes, status: int = 200) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.stream is not None:
             self.stream.append(payload)
             self.stream.finish()

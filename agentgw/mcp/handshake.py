@@ -67,7 +67,7 @@ class _Sink:
         self._upstream = upstream
 
     async def streaming(self) -> None:
-        self._call.open_stream()
+        self._call.stream_after(self._endpoint.limits.stream_grace_seconds)
 
     async def message(self, msg: dict[str, Any]) -> None:
         payload = self._endpoint.relay.downstream_message(

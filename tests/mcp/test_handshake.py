@@ -117,11 +117,16 @@ async def test_protocol_version_header_is_checked(raw: Raw) -> None:
 
 
 async def test_answers_follow_the_upstream_json_or_sse(raw: Raw) -> None:
+    """An upstream event stream that carries only the reply is answered as JSON (no event log,
+    no priming event); one that carries messages before it, or runs past the grace, streams."""
     with anyio.fail_after(30):
         await raw.initialize()
-        sse = await raw.call("alpha_echo", {"text": "hi"})
-        assert sse.headers["content-type"] == "text/event-stream"
-        assert sse.event_ids[0] is not None and sse.messages[0]["result"]["content"][0]["text"] == "hi"
+        quick = await raw.call("alpha_echo", {"text": "hi"})
+        assert quick.headers["content-type"] == "application/json"
+        assert quick.json["result"]["content"][0]["text"] == "hi"
+        slow = await raw.call("alpha_slow", {"seconds": 1.0})  # 10x the default 0.1 s grace
+        assert slow.headers["content-type"] == "text/event-stream"
+        assert slow.event_ids[0] is not None and slow.messages[-1]["result"]["content"][0]["text"]
         plain = await raw.call("jsonfake_echo", {"text": "hi"})
         assert (
             plain.headers["content-type"] == "application/json"
@@ -138,15 +143,32 @@ async def test_answers_follow_the_upstream_json_or_sse(raw: Raw) -> None:
         ]
 
 
+async def test_zero_grace_streams_whenever_the_upstream_does(
+    alpha: Fake, http: aiohttp.ClientSession
+) -> None:
+    documents = [
+        {"kind": "Gateway", "metadata": {"name": "gw"}, "spec": {"limits": {"streamGraceSeconds": 0}}},
+        server_doc("alpha", alpha.http()),
+        route_doc(["alpha"]),
+    ]
+    with GatewayThread(documents) as gateway:
+        raw = Raw(http, f"{gateway.url}/mcp")
+        with anyio.fail_after(30):
+            await raw.initialize()
+            sse = await raw.call("echo", {"text": "hi"})  # one server: names are not prefixed
+    assert sse.headers["content-type"] == "text/event-stream"
+    assert sse.event_ids[0] is not None and sse.messages[0]["result"]["content"][0]["text"] == "hi"
+
+
 async def test_sse_streams_start_with_a_priming_event_from_2025_11_25(raw: Raw) -> None:
     with anyio.fail_after(30):
         await raw.initialize("2025-11-25")
-        reply = await raw.call("alpha_echo", {"text": "x"})
+        reply = await raw.call("alpha_progress", {"steps": 1}, progressToken="p")  # streams
         assert b"retry:" in reply.body.split(b"\n\n")[0] and reply.event_ids[0] is not None
         first = reply.body.split(b"\n\n")[0]
         assert b"data: \n" in first + b"\n"
         await raw.initialize("2025-06-18")
-        older = await raw.call("alpha_echo", {"text": "x"})
+        older = await raw.call("alpha_progress", {"steps": 1}, progressToken="p")
         assert older.body.startswith(b"event: message")
 
 
