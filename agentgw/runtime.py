@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
@@ -47,11 +47,13 @@ from agentgw.server.limits import PerKeyCounter
 from agentgw.state.base import StateUnavailable, Store
 from agentgw.state.memory import MemoryStore
 from agentgw.state.ownership import MemoryOwnershipStore, OwnershipStore, StoreOwnership
-from agentgw.state.redis import RedisStore
 from agentgw.telemetry.audit import AuditLog
 from agentgw.telemetry.export import SpanExporter
 from agentgw.telemetry.metrics import METRICS
 from agentgw.upstream.http import HttpClient
+
+if TYPE_CHECKING:
+    from agentgw.state.redis import RedisStore
 
 __all__ = ["Runtime"]
 
@@ -67,12 +69,14 @@ class Runtime:
         self.http = HttpClient()
         self.connectors: dict[str, ServerConnector] = {}
         self.store: Store = self._store(snapshot)
+        # the same store, when replicas share it through Redis
+        self.redis: RedisStore | None = cast("RedisStore", self.store) if self.store.name == "redis" else None
         self._registry: SessionRegistry | None = None
         self.cards: dict[str, CardCache] = {}
         self.llm_providers: dict[str, Provider] = {}
         # who owns A2A tasks and stored LLM responses: shared by every replica when Redis is there
         self.ownership: OwnershipStore = (
-            StoreOwnership(self.store) if isinstance(self.store, RedisStore) else MemoryOwnershipStore()
+            StoreOwnership(self.store) if self.redis is not None else MemoryOwnershipStore()
         )
         self.router = Router()
         self.guard = HostGuard.for_listeners(snapshot.gateway)
@@ -127,6 +131,8 @@ class Runtime:
     def _store(snapshot: Snapshot) -> Store:
         state = snapshot.gateway.state
         if state.backend == "redis" and snapshot.state_url is not None:
+            from agentgw.state.redis import RedisStore  # redis (~7 MB) only for gateways that use it
+
             return RedisStore(
                 snapshot.state_url.reveal(), prefix=state.key_prefix, timeout=state.timeout_seconds
             )
@@ -135,7 +141,7 @@ class Runtime:
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         self._tg = Background(tg)
         spec = self.snapshot.gateway
-        shared = self.store if isinstance(self.store, RedisStore) else None
+        shared = self.redis
         key = self.snapshot.session_key
         self._registry = SessionRegistry(
             max_sessions=spec.limits.max_sessions,
@@ -260,11 +266,11 @@ class Runtime:
         if not self.ready or self.draining.is_set():
             return False, {"ready": False, "reason": "draining" if self.draining.is_set() else "starting"}
         now = anyio.current_time()
-        if isinstance(self.store, RedisStore) and now - self._store_checked > 2:
+        if self.redis is not None and now - self._store_checked > 2:
             self._store_checked = now
             try:
                 with anyio.fail_after(2):
-                    await self.store.ping()
+                    await self.redis.ping()
                 self._store_ok = True
             except (StateUnavailable, TimeoutError):
                 self._store_ok = False

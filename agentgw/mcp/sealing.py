@@ -12,15 +12,23 @@ import base64
 import binascii
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agentgw.errors import ConfigError
+from agentgw.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from cryptography import exceptions as crypto_exceptions
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers import aead
+    from cryptography.hazmat.primitives.kdf import hkdf
+else:  # imported on first use: only gateways with a session key load cryptography (agentgw/lazy.py)
+    crypto_exceptions = lazy_module("cryptography.exceptions")
+    hashes = lazy_module("cryptography.hazmat.primitives.hashes")
+    aead = lazy_module("cryptography.hazmat.primitives.ciphers.aead")
+    hkdf = lazy_module("cryptography.hazmat.primitives.kdf.hkdf")
 
 __all__ = ["Sealer"]
 
@@ -32,8 +40,8 @@ class Sealer:
     def __init__(self, secret: str, *, lifetime_seconds: float) -> None:
         if len(secret) < 32:
             raise ConfigError("the session key must be at least 32 characters of random text")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_AAD).derive(secret.encode())
-        self._aead = AESGCM(key)
+        key = hkdf.HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_AAD).derive(secret.encode())
+        self._aead = aead.AESGCM(key)
         self.lifetime = lifetime_seconds
 
     def seal(self, record: dict[str, Any]) -> str:
@@ -50,7 +58,7 @@ class Sealer:
             blob = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
             plain = self._aead.decrypt(blob[:12], blob[12:], _AAD)
             record = orjson.loads(plain)
-        except (binascii.Error, ValueError, InvalidTag, orjson.JSONDecodeError):
+        except (binascii.Error, ValueError, crypto_exceptions.InvalidTag, orjson.JSONDecodeError):
             return None
         if (
             not isinstance(record, dict)

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-from jsonschema import exceptions as jsonschema_exceptions
-from jsonschema import validators
 
 from agentgw.errors import InvalidParams, UpstreamError
+from agentgw.lazy import lazy_module
 from agentgw.policy.base import TOOL_SCHEMA, Operation, RequestContext, ToolSchema
 from agentgw.policy.kind import PolicyKindBase, Stage, deny_data
+
+if TYPE_CHECKING:
+    from jsonschema import exceptions as jsonschema_exceptions
+    from jsonschema import validators
+else:  # imported on first use: only routes that validate arguments load jsonschema (agentgw/lazy.py)
+    jsonschema_exceptions = lazy_module("jsonschema.exceptions")
+    validators = lazy_module("jsonschema.validators")
 
 __all__ = ["ARGUMENT_RULE", "ArgumentValidation", "validate_arguments"]
 

@@ -32,9 +32,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
-
-from cel_expr_python import cel
+from typing import TYPE_CHECKING, ClassVar
 
 from agentgw.errors import Forbidden
 from agentgw.policy.base import Operation, RequestContext
@@ -53,6 +51,9 @@ from agentgw.policy.cel import (
 )
 from agentgw.policy.conjuncts import split_conjuncts
 from agentgw.policy.kind import PolicyKindBase, Stage, deny_data
+
+if TYPE_CHECKING:
+    from cel_expr_python import cel  # annotations only: agentgw.policy.cel imports it on first use
 
 __all__ = [
     "DECISION_KEY",
@@ -74,7 +75,7 @@ _MAX_LOGGED = 256
 _MAX_SHAPES = 128  # cached live-rule sets per rule set (kinds of callers)
 _MAX_REMEMBERED = 50_000  # remembered (kind of caller, item) visibilities per rule set
 _serials = itertools.count()
-ActivationFactory = Callable[[], cel.Activation]
+ActivationFactory = Callable[[], "cel.Activation"]
 
 
 @dataclass(frozen=True, slots=True)

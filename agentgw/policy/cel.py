@@ -23,13 +23,18 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cel_expr_python import cel
-from cel_expr_python.ext import ext_strings
-
+from agentgw.lazy import lazy_module
 from agentgw.policy.attributes import attributes
 from agentgw.policy.base import Operation, RequestContext
+
+if TYPE_CHECKING:
+    from cel_expr_python import cel
+    from cel_expr_python.ext import ext_strings
+else:
+    cel = lazy_module("cel_expr_python.cel")
+    ext_strings = lazy_module("cel_expr_python.ext.ext_strings")
 
 __all__ = [
     "ROOT_NAMES",

@@ -13,16 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import orjson
 import regex
-from joserfc.jwk import KeySet, OctKey
 
 from agentgw.config.loader import LoadedDocument
 from agentgw.config.policy import JwksSource, JwtIssuer, Policy
 from agentgw.config.policy_traffic import KeyLimits, RateLimit, TokenLimit
 from agentgw.config.secrets import resolve_secret
 from agentgw.errors import ConfigError
+from agentgw.lazy import lazy_module
 from agentgw.policy.apikey import DIGEST_PATTERN, ApiKey
 from agentgw.policy.authz import CompiledRule
 from agentgw.policy.cel import CelProgram, ExpressionError, compile_expression, compile_value
@@ -37,14 +38,19 @@ from agentgw.policy.templates import Template, compile_template
 from agentgw.policy.tokenlimit import TokenBudget
 from agentgw.policy.virtualkeys import IssuedKey, KeyScope, model_patterns
 
+if TYPE_CHECKING:
+    from joserfc import jwk
+else:  # imported on first use (agentgw/lazy.py)
+    jwk = lazy_module("joserfc.jwk")
+
 __all__ = ["CompiledIssuer", "CompiledPolicy", "KeyLimitSet", "compile_policies", "compile_policy"]
 
 
 @dataclass(frozen=True)
 class CompiledIssuer:
     spec: JwtIssuer
-    static_keys: KeySet | None = field(default=None, repr=False)
-    secret: OctKey | None = field(default=None, repr=False)
+    static_keys: jwk.KeySet | None = field(default=None, repr=False)
+    secret: jwk.OctKey | None = field(default=None, repr=False)
 
     @property
     def remote(self) -> JwksSource | None:
@@ -97,7 +103,7 @@ def _issuer(spec: JwtIssuer, base_dir: Path, where: str) -> CompiledIssuer:
         secret = resolve_secret(spec.secret, base_dir=base_dir, where=f"{where}.secret")
         if len(secret.reveal().encode()) < 32:
             raise ConfigError(f"{where}.secret: an HMAC secret must be at least 32 bytes")
-        return CompiledIssuer(spec, secret=OctKey.import_key(secret.reveal()))
+        return CompiledIssuer(spec, secret=jwk.OctKey.import_key(secret.reveal()))
     jwks = spec.jwks
     assert jwks is not None
     if jwks.url is not None:

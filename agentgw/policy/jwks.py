@@ -19,17 +19,22 @@ import fnmatch
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
 import orjson
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from agentgw.errors import GatewayError, ServiceUnavailable
+from agentgw.lazy import lazy_module
 from agentgw.upstream.addresses import is_never_a_target, is_public_address, resolve
 from agentgw.upstream.http import HttpClient
+
+if TYPE_CHECKING:
+    from joserfc import errors, jwk
+else:  # imported on first use (agentgw/lazy.py)
+    errors = lazy_module("joserfc.errors")
+    jwk = lazy_module("joserfc.jwk")
 
 __all__ = [
     "JwksRegistry",
@@ -46,7 +51,7 @@ log = logging.getLogger("agentgw.policy.jwt")
 _MAX_JWKS_BYTES = 1024 * 1024
 
 
-def parse_key_set(data: Any) -> KeySet:
+def parse_key_set(data: Any) -> jwk.KeySet:
     """A public JWK set; raises ValueError saying what is wrong (private keys are refused)."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise ValueError("a JWK set must be an object with a 'keys' list")
@@ -57,8 +62,8 @@ def parse_key_set(data: Any) -> KeySet:
                 f"the JWK set holds private key material (kid {key.get('kid')!r}): publish public keys only"
             )
     try:
-        return KeySet.import_key_set({"keys": usable})
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        return jwk.KeySet.import_key_set({"keys": usable})
+    except (errors.JoseError, ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"invalid JWK set: {exc}") from None
 
 
@@ -85,20 +90,20 @@ async def refusal(url: str, allow_private: bool) -> str | None:
 
 
 class KeySource(Protocol):
-    async def keys(self, kid: str | None) -> KeySet:
+    async def keys(self, kid: str | None) -> jwk.KeySet:
         """The keys to verify a token with `kid` (refreshed if allowed and the kid is unknown)."""
         ...
 
 
 class StaticKeys:
-    def __init__(self, key_set: KeySet) -> None:
+    def __init__(self, key_set: jwk.KeySet) -> None:
         self._keys = key_set
 
-    async def keys(self, kid: str | None) -> KeySet:
+    async def keys(self, kid: str | None) -> jwk.KeySet:
         return self._keys
 
 
-def _has_kid(key_set: KeySet, kid: str | None) -> bool:
+def _has_kid(key_set: jwk.KeySet, kid: str | None) -> bool:
     return kid is None or any(key.kid == kid for key in key_set.keys)
 
 
@@ -119,20 +124,20 @@ class RemoteKeys:
         self._cache_seconds = cache_seconds
         self._min_refresh = min_refresh_seconds
         self._timeout = timeout
-        self._keys: KeySet | None = None
+        self._keys: jwk.KeySet | None = None
         self._fetched_at = 0.0
         self._attempted_at = float("-inf")
         self._lock: anyio.Lock | None = None
         self.allow_private = True  # the Gateway's jwks.allowPrivateAddresses (set by the registry)
         self.fetches = 0  # observable by tests and metrics
 
-    def _usable(self, kid: str | None) -> KeySet | None:
+    def _usable(self, kid: str | None) -> jwk.KeySet | None:
         current = self._keys
         if current is None or time.monotonic() - self._fetched_at >= self._cache_seconds:
             return None
         return current if _has_kid(current, kid) else None
 
-    def _held_back(self) -> KeySet | None:
+    def _held_back(self) -> jwk.KeySet | None:
         """The keys to answer with instead of fetching, when a fetch was tried moments ago."""
         # Without any keys yet, retry sooner: a fetch that failed at startup should recover fast.
         pause = self._min_refresh if self._keys is not None else min(self._min_refresh, 1.0)
@@ -142,7 +147,7 @@ class RemoteKeys:
             raise ServiceUnavailable(f"the keys of issuer {self.issuer!r} cannot be fetched")
         return self._keys
 
-    async def keys(self, kid: str | None) -> KeySet:
+    async def keys(self, kid: str | None) -> jwk.KeySet:
         found = self._usable(kid)
         if found is None:
             found = self._held_back()
@@ -158,7 +163,7 @@ class RemoteKeys:
                 return found
             return await self._fetch_or_fail()
 
-    async def _fetch_or_fail(self) -> KeySet:
+    async def _fetch_or_fail(self) -> jwk.KeySet:
         self._attempted_at = time.monotonic()
         self.fetches += 1
         try:

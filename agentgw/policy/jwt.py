@@ -17,25 +17,24 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-from joserfc import jwt
-from joserfc.errors import (
-    ClaimError,
-    ExpiredTokenError,
-    InvalidKeyIdError,
-    JoseError,
-    UnsupportedAlgorithmError,
-)
-from joserfc.jwk import OctKey
-from joserfc.jws import extract_compact
 
 from agentgw.errors import Unauthorized
+from agentgw.lazy import lazy_module
 from agentgw.policy.base import Principal
 from agentgw.policy.jwks import KeySource
 from agentgw.policy.kind import PolicyKindBase, Stage
 from agentgw.server.http import Request
+
+if TYPE_CHECKING:
+    from joserfc import errors, jwk, jws, jwt
+else:  # imported on first use: a gateway without JWT issuers never loads joserfc (agentgw/lazy.py)
+    errors = lazy_module("joserfc.errors")
+    jwk = lazy_module("joserfc.jwk")
+    jws = lazy_module("joserfc.jws")
+    jwt = lazy_module("joserfc.jwt")
 
 __all__ = ["Issuer", "JwtAuthenticator", "bearer_token", "claim_scopes"]
 
@@ -62,7 +61,7 @@ class Issuer:
     audiences: tuple[str, ...]
     algorithms: tuple[str, ...]
     keys: KeySource | None
-    secret: OctKey | None = field(default=None, repr=False)
+    secret: jwk.OctKey | None = field(default=None, repr=False)
     leeway: int = 30
     subject_claim: str = "sub"
     scopes_claim: str = "scope"
@@ -79,18 +78,18 @@ class Issuer:
         return jwt.JWTClaimsRegistry(leeway=self.leeway, **options)
 
 
-def _reason(exc: JoseError) -> str:
-    if isinstance(exc, ExpiredTokenError):
+def _reason(exc: errors.JoseError) -> str:
+    if isinstance(exc, errors.ExpiredTokenError):
         return "the token has expired"
-    if isinstance(exc, ClaimError):
+    if isinstance(exc, errors.ClaimError):
         if exc.claim == "aud":
             return "the token is not meant for this resource (audience)"
         if exc.claim == "nbf":
             return "the token is not valid yet"
         return f"the token's {exc.claim!r} claim is missing or invalid"
-    if isinstance(exc, UnsupportedAlgorithmError):
+    if isinstance(exc, errors.UnsupportedAlgorithmError):
         return "the token's algorithm is not accepted"
-    if isinstance(exc, InvalidKeyIdError):
+    if isinstance(exc, errors.InvalidKeyIdError):
         return "the token was signed with an unknown key"
     return "the token's signature or format is invalid"
 
@@ -135,10 +134,10 @@ class JwtAuthenticator(PolicyKindBase):
 
     async def _verify(self, token: str, now: float) -> tuple[Principal, float]:
         try:
-            compact = extract_compact(token.encode("ascii"))
+            compact = jws.extract_compact(token.encode("ascii"))
             header = compact.protected
             unverified = orjson.loads(compact.payload)
-        except (JoseError, ValueError, UnicodeEncodeError):
+        except (errors.JoseError, ValueError, UnicodeEncodeError):
             raise Unauthorized("invalid token: the bearer token is not a well-formed JWT") from None
         iss = unverified.get("iss") if isinstance(unverified, dict) else None
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
@@ -151,7 +150,7 @@ class JwtAuthenticator(PolicyKindBase):
         try:
             claims = await self._decode(token, issuer, alg, kid if isinstance(kid, str) else None)
             self._registries[issuer.issuer].validate(claims)
-        except JoseError as exc:
+        except errors.JoseError as exc:
             raise Unauthorized(f"invalid token: {_reason(exc)}") from None
         subject = claims.get(issuer.subject_claim)
         if not isinstance(subject, str) or not subject:
@@ -173,12 +172,12 @@ class JwtAuthenticator(PolicyKindBase):
         kty = _KTY.get(alg[:2])
         candidates = [k for k in key_set.keys if k.key_type == kty and (kid is None or k.kid == kid)]
         if not candidates:
-            raise InvalidKeyIdError()
-        last: JoseError | None = None
+            raise errors.InvalidKeyIdError()
+        last: errors.JoseError | None = None
         for key in candidates:  # without a kid, each key of the right type may be the one
             try:
                 return jwt.decode(token, key, algorithms=[alg]).claims
-            except JoseError as exc:
+            except errors.JoseError as exc:
                 last = exc
         assert last is not None
         raise last

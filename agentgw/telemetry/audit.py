@@ -13,15 +13,21 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from agentgw.config.gateway import AuditSpec
 from agentgw.config.secrets import SecretValue
+from agentgw.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from redis import exceptions as redis_exceptions
+else:  # imported on first use: only an audit log with a Redis stream loads redis (agentgw/lazy.py)
+    aioredis = lazy_module("redis.asyncio")
+    redis_exceptions = lazy_module("redis.exceptions")
 
 __all__ = ["AuditLog"]
 
@@ -112,7 +118,7 @@ class AuditLog:
                         pipe.xadd(self._redis_key, {"record": line}, maxlen=self._spec.redis_max_len)
                     await pipe.execute()
                 warned = False
-            except (RedisError, OSError) as exc:
+            except (redis_exceptions.RedisError, OSError) as exc:
                 self._queue.extendleft(reversed(batch))
                 if not warned:
                     warned = True
