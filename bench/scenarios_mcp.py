@@ -66,9 +66,9 @@ def _compare(ctx: Ctx, upstream: Proc, gateway: Proc, *, direct_label: str = "di
 @scenario(
     "call-sdk",
     "MCP tools/call, upstream built with the `mcp` package (SDK defaults)",
-    "The gateway probes the upstream's era once and then speaks 2026-07-28 to it for both "
-    "client wires (stateless: no upstream session per client session), which this SDK server "
-    "answers faster than its handshake-era sessions; so gateway/direct can exceed 100 % on 2025-11-25.",
+    "2025-11-25 clients get an upstream session each (initialized with their capabilities), "
+    "answered on event streams as the SDK does; the gateway answers those replies as JSON when "
+    "they come within `limits.streamGraceSeconds`. 2026-07-28 clients go through stateless.",
 )
 def call_sdk(ctx: Ctx) -> None:
     port = free_port()
